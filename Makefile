@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Tests and CI read data files (tinyshakespeare.txt) from ../shared/data when it is there.
+SHARED_DATA := $(abspath ../shared/data)
+export GENLAB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/genlab)
+
+.PHONY: install demo test lint format bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job on built-in data: train the default VAE on mnist-5k (offline), then write
+# eval.json (test NLL), a sample grid, reconstructions, interpolations and the latent plot.
+demo: $(STAMP)
+	rm -rf runs/demo-vae
+	$(BIN)/genlab train vae --data mnist-5k --out runs/demo-vae
+	$(BIN)/genlab evaluate runs/demo-vae
+	$(BIN)/genlab sample runs/demo-vae --n 64 --out runs/demo-vae/grid.png
+	@echo "demo done: see runs/demo-vae (eval.json, grid.png, figures/)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/vae_mnist5k.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,20 @@
+"""genlab: the generative-AI roadmap made runnable.
+
+`import genlab` is cheap: the model families, data and training code load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "evaluate", "info", "load", "sample", "train_run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("load", "train_run", "evaluate", "sample", "info"):
+        from genlab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'genlab' has no attribute {name!r}")

@@ -1,0 +1,284 @@
+"""The Python API behind the CLI: train a run, load it, sample from it, evaluate it.
+
+    import genlab
+    run_dir, summary = genlab.train_run("vae", "mnist-5k", "runs/vae", train_overrides={"steps": "500"})
+    model = genlab.load("runs/vae")            # ready to sample, in eval mode
+    images = model.sample(16, generator=torch.Generator().manual_seed(0))
+    genlab.evaluate("runs/vae")                # eval.json + figures in the run directory
+
+Only the registry and the contract are used here; no model is named.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genlab import __version__
+from genlab.config import apply_overrides, from_dict, to_dict
+from genlab.contract import LikelihoodModel, Visualizable, config_for_data
+from genlab.errors import GenlabError
+from genlab.registry import model_class
+from genlab.training.checkpoint import EMA_WEIGHTS, WEIGHTS, RunDir, atomic_write_text, load_weights
+from genlab.training.loop import TrainConfig, select_device, train
+
+
+# --- helpers --------------------------------------------------------------------------------
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def _data_option(text: str) -> Any:
+    """Dataset options from the command line: numbers and booleans parsed, the rest strings."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, int | float) else text
+
+
+def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
+    """`-o` keys: `train.X` -> TrainConfig, `data.X` -> dataset options, the rest -> the model."""
+    model, training, data = {}, {}, {}
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        if head == "train" and rest:
+            training[rest] = value
+        elif head == "data" and rest:
+            data[rest] = _data_option(value)
+        else:
+            model[key] = value
+    return model, training, data
+
+
+def load_datasets(data_name: str, options: dict[str, Any], cfg: TrainConfig):
+    from genlab.data import load_dataset
+
+    train_data = load_dataset(data_name, cfg.train_split, **options)
+    val_data = load_dataset(data_name, cfg.val_split, **options) if cfg.val_split else None
+    return train_data, val_data
+
+
+def build_model(name: str, config: Any) -> nn.Module:
+    cls = model_class(name)
+    try:
+        return cls(config)
+    except (ValueError, AssertionError) as e:
+        raise GenlabError(f"cannot build {name} with this config: {e}") from None
+
+
+# --- train ----------------------------------------------------------------------------------
+def train_run(
+    model_name: str,
+    data_name: str | None,
+    out: str | Path,
+    *,
+    overrides: dict[str, str] | None = None,
+    config_file: str | Path | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[Path, dict[str, float]]:
+    """Train (or resume) a run; returns the run directory and the final metrics."""
+    run = RunDir(out)
+    overrides = dict(overrides or {})
+    if resume:
+        if overrides or config_file is not None or seed is not None:
+            raise GenlabError("--resume continues a run as configured; only --steps may change")
+        saved = run.read_config()
+        if saved["model"] != model_name or (data_name and saved["data"]["name"] != data_name):
+            raise GenlabError(
+                f"{run.path} holds a {saved['model']} run on {saved['data']['name']}, "
+                f"not {model_name} on {data_name}"
+            )
+        cls = model_class(saved["model"])
+        model_cfg = from_dict(cls.Config, saved["model_config"], prefix="model_config.")
+        train_cfg = from_dict(TrainConfig, saved["train"], prefix="train.")
+        if steps is not None:
+            train_cfg = dataclasses.replace(train_cfg, steps=steps)
+            saved["train"] = to_dict(train_cfg)
+            atomic_write_text(run.config_path, json.dumps(saved, indent=2) + "\n")
+        data_name, data_options = saved["data"]["name"], saved["data"]["options"]
+    else:
+        if not data_name:
+            raise GenlabError("--data is required (e.g. --data mnist-5k; `genlab list` shows all)")
+        cls = model_class(model_name)
+        file_cfg = _read_config_file(config_file) if config_file else {}
+        model_over, train_over, data_options = split_overrides(overrides)
+        train_cfg = from_dict(TrainConfig, {**getattr(cls, "train_defaults", {}), **file_cfg.get("train", {})}, prefix="train.")
+        train_cfg = apply_overrides(train_cfg, train_over, prefix="train.")
+        if steps is not None:
+            train_cfg = apply_overrides(train_cfg, {"steps": str(steps)}, prefix="train.")
+        if seed is not None:
+            train_cfg = dataclasses.replace(train_cfg, seed=seed)
+        data_options = {**file_cfg.get("data", {}).get("options", {}), **data_options}
+    train_data, val_data = load_datasets(data_name, data_options, train_cfg)
+    if not resume:
+        model_cfg = config_for_data(cls.Config(), train_data.spec)
+        if file_cfg.get("model_config"):
+            model_cfg = from_dict(cls.Config, {**to_dict(model_cfg), **file_cfg["model_config"]}, prefix="model_config.")
+        model_cfg = apply_overrides(model_cfg, model_over)
+        run.create(
+            {
+                "model": model_name,
+                "model_config": to_dict(model_cfg),
+                "data": {"name": data_name, "options": data_options},
+                "train": to_dict(train_cfg),
+                "genlab_version": __version__,
+                "git_commit": git_commit(),
+                "torch_version": torch.__version__,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+    torch.manual_seed(train_cfg.seed)  # the initial weights depend on the seed only
+    model = build_model(model_name, model_cfg)
+    summary = train(model, train_data, val_data, train_cfg, run, resume=resume, progress=progress)
+    return run.path, summary
+
+
+def _read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise GenlabError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # json and yaml raise their own types; both mean "not valid"
+        raise GenlabError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict) or set(data) - {"model", "model_config", "train", "data"}:
+        raise GenlabError(
+            f"config file {path} must be a mapping with keys among model_config, train, data"
+        )
+    return data
+
+
+# --- load, sample, evaluate -----------------------------------------------------------------
+def load(run_dir: str | Path, *, checkpoint: str = "last", ema: bool = True, device: str = "cpu"):
+    """The model of a run, weights loaded strictly (EMA weights when the run kept them)."""
+    run = RunDir(run_dir)
+    saved = run.read_config()
+    cls = model_class(saved["model"])
+    config = from_dict(cls.Config, saved["model_config"], prefix="model_config.")
+    model = build_model(saved["model"], config)
+    folder = run.weights_folder(checkpoint)
+    path = folder / EMA_WEIGHTS if ema and (folder / EMA_WEIGHTS).is_file() else folder / WEIGHTS
+    try:
+        model.load_state_dict(load_weights(path), strict=True)
+    except RuntimeError as e:
+        raise GenlabError(f"weights in {path} do not match the config: {str(e).splitlines()[0]}") from None
+    return model.to(select_device(device)).eval()
+
+
+def sample(run_dir: str | Path, n: int, out: str | Path, *, seed: int = 0, checkpoint: str = "last") -> Path:
+    from genlab.imaging import save_samples_figure
+
+    if n < 1:
+        raise GenlabError(f"--n must be at least 1, got {n}")
+    out = Path(out)
+    _check_writable(out)
+    model = load(run_dir, checkpoint=checkpoint)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        samples = model.sample(n, generator=torch.Generator(device=device).manual_seed(seed))
+    if not save_samples_figure(samples, out):
+        raise GenlabError(f"this model's samples (shape {tuple(samples.shape)}) have no picture")
+    return out
+
+
+def _check_writable(out: Path) -> None:
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise GenlabError(f"output path {out} is a folder; give a file name such as grid.png")
+    if not folder.exists():
+        try:
+            folder.mkdir(parents=True)
+        except OSError as e:
+            raise GenlabError(f"cannot create output folder {folder}: {e.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise GenlabError(f"output folder {folder} is not writable")
+
+
+def evaluate(
+    run_dir: str | Path, *, split: str = "test", checkpoint: str = "last", seed: int = 0,
+    batch_size: int = 100, figures: bool = True,
+) -> dict[str, Any]:
+    """Test metrics of a run (written to RUN/eval.json) and the model's figures (RUN/figures)."""
+    from genlab.data import load_dataset
+    from genlab.metrics.likelihood import negative_log_likelihood
+    from genlab.training.loop import evaluate_loss
+
+    run = RunDir(run_dir)
+    saved = run.read_config()
+    model = load(run.path, checkpoint=checkpoint)
+    device = next(model.parameters()).device
+    data = load_dataset(saved["data"]["name"], split, **saved["data"]["options"])
+    result: dict[str, Any] = {
+        "model": saved["model"], "data": saved["data"]["name"], "split": split, "n": len(data),
+        "checkpoint": checkpoint, "seed": seed,
+    }
+    loss = evaluate_loss(model, data, batch_size=batch_size, device=device, seed=seed)
+    result.update({f"{split}_{k}": v for k, v in loss.items()})
+    if isinstance(model, LikelihoodModel):
+        result.update(negative_log_likelihood(model, data, batch_size=batch_size, seed=seed))
+    if figures and isinstance(model, Visualizable):
+        paths = model.visualize(data, run.path / "figures", generator=torch.Generator().manual_seed(seed))
+        result["figures"] = [str(Path(p).relative_to(run.path)) for p in paths]
+    result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+    atomic_write_text(run.path / "eval.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def info(run_dir: str | Path) -> dict[str, Any]:
+    """What a run is: its config, progress, checkpoints and last evaluation."""
+    run = RunDir(run_dir)
+    saved = run.read_config()
+    latest = run.latest_checkpoint()
+    out = {
+        "run": str(run.path),
+        "model": saved["model"],
+        "data": saved["data"],
+        "steps_done": int(latest.name.split("-")[1]) if latest else 0,
+        "steps_planned": saved.get("train", {}).get("steps"),
+        "checkpoints": [p.name for p in run.step_checkpoints()],
+        "has_best": (run.checkpoints_dir / "best").is_dir(),
+        "parameters": None,
+        "genlab_version": saved.get("genlab_version"),
+        "git_commit": saved.get("git_commit"),
+        "created": saved.get("created"),
+        "model_config": saved["model_config"],
+        "train": saved.get("train"),
+    }
+    if (run.path / WEIGHTS).is_file():
+        out["parameters"] = sum(t.numel() for t in load_weights(run.path / WEIGHTS).values())
+    if (run.path / "eval.json").is_file():
+        try:
+            out["eval"] = json.loads((run.path / "eval.json").read_text())
+        except json.JSONDecodeError:
+            out["eval"] = "corrupt eval.json"
+    return out

@@ -1,0 +1,169 @@
+"""The `genlab` command: list, train, sample, evaluate, info.
+
+Bad input never shows a traceback: a GenlabError (or a usage error) is one line on stderr and
+exit code 2 (3 when training diverged). Set GENLAB_DEBUG=1 to see the traceback of an
+unexpected error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="genlab",
+    help="The generative-AI roadmap made runnable: train, sample, evaluate and inspect models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Options = Annotated[
+    list[str] | None,
+    typer.Option("--option", "-o", help="key=value: a model option, train.KEY or data.KEY"),
+]
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True)
+
+
+@app.command("list")
+def list_command() -> None:
+    """List the models and datasets, each with a one-line description."""
+    from rich.table import Table
+
+    from genlab.data import list_datasets
+    from genlab.registry import list_models
+
+    console = _console()
+    for title, rows in (("models", list_models()), ("datasets", list_datasets())):
+        table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
+        table.add_column("name", style="cyan", no_wrap=True)
+        table.add_column("description")
+        for name, description in rows:
+            table.add_row(name, description)
+        console.print(table)
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="model name (see `genlab list`)")],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="dataset name")] = None,
+    steps: Annotated[int | None, typer.Option(help="optimizer steps (train.steps)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/MODEL-DATA)")] = None,
+    option: Options = None,
+    config: Annotated[Path | None, typer.Option(help="JSON/YAML file with model_config/train/data")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out exactly")] = False,
+    seed: Annotated[int | None, typer.Option(help="random seed (train.seed)")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the loss")] = False,
+    precision: Annotated[str | None, typer.Option(help="fp32 or bf16")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Train MODEL on --data, writing checkpoints, metrics and sample grids to --out."""
+    from genlab.api import train_run
+    from genlab.config import parse_overrides
+
+    overrides = parse_overrides(option or [])
+    for key, value in (("train.compile", "true" if compile else None),
+                       ("train.precision", precision), ("train.device", device)):
+        if value is not None:
+            overrides[key] = value
+    if resume and out is None:
+        raise _error("--resume needs --out RUN (the run to continue)")
+    if resume and set(overrides) - {"train.device"}:
+        raise _error("--resume continues a run as configured; only --steps and --device may change")
+    out = out or Path("runs") / f"{model}-{(data or 'data').replace(':', '-').replace('/', '-')}"
+    run_overrides = {} if resume else overrides
+    path, summary = train_run(
+        model, data, out, overrides=run_overrides, config_file=config, steps=steps,
+        seed=seed, resume=resume, progress=not quiet and sys.stderr.isatty(),
+    )
+    shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
+    _console().print(f"[green]done[/green]: {path} ({shown})")
+
+
+@app.command()
+def sample(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    n: Annotated[int, typer.Option("--n", help="number of samples")] = 64,
+    out: Annotated[Path, typer.Option(help="output picture (PNG)")] = Path("samples.png"),
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
+) -> None:
+    """Draw --n samples from a trained run and save them as a picture."""
+    from genlab.api import sample as sample_run
+
+    path = sample_run(run, n, out, seed=seed, checkpoint=checkpoint)
+    _console().print(f"wrote {path}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    split: Annotated[str, typer.Option(help="data split")] = "test",
+    seed: Annotated[int, typer.Option(help="seed for binarization and sampling")] = 0,
+    checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
+    figures: Annotated[bool, typer.Option(help="also write the model's figures")] = True,
+) -> None:
+    """Test metrics (NLL in nats and bits/dim where defined) into RUN/eval.json, and figures."""
+    from genlab.api import evaluate as evaluate_run
+
+    result = evaluate_run(run, split=split, seed=seed, checkpoint=checkpoint, figures=figures)
+    _console().print_json(json.dumps(result))
+
+
+@app.command()
+def info(run: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Show a run's model, data, config, progress, checkpoints and last evaluation."""
+    from genlab.api import info as run_info
+
+    _console().print_json(json.dumps(run_info(run)))
+
+
+def _error(message: str):
+    from genlab.errors import GenlabError
+
+    return GenlabError(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning every user error into one line and exit code 2."""
+    import click
+
+    from genlab.errors import GenlabError
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="genlab", standalone_mode=False)
+    except GenlabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as e:
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("GENLAB_DEBUG"):
+            raise
+        print(f"internal error: {type(e).__name__}: {e} (set GENLAB_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

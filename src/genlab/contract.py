@@ -1,0 +1,73 @@
+"""The contract every generative model keeps (see DESIGN.md).
+
+Shared code (training loops, metrics, serving, CLI, tuning) sees only this contract and the
+registry, never a specific model:
+
+    class Model(nn.Module):
+        Config: type                     # a dataclass; Model(config) builds the model
+        config: Config
+        def loss(self, batch) -> dict[str, Tensor]      # "loss" required; the rest is logged
+        def sample(self, n, *, generator=None, **cond) -> Tensor
+        # likelihood models also:
+        def log_prob(self, x, *, generator=None) -> Tensor   # nats per example; exact or a bound
+
+Optional parts, each found by `isinstance` against the protocols below, never by model name:
+- Config fields `data_shape: tuple[int, ...]` and `num_classes: int` are filled from the
+  dataset's DataSpec by :func:`config_for_data` unless the user overrides them.
+- `prepare(x, *, generator=None)`: map data in [0, 1] to the model's data space (e.g. a
+  Bernoulli draw for binarized data). Evaluation calls it with a seeded generator so every
+  evaluation sees the same binarized test set; `loss` calls it itself with the global RNG.
+- `visualize(data, out_dir, *, generator)`: write the model's figures, return their paths.
+- `train_defaults`: a dict of TrainConfig values this model trains well with on a CPU.
+- `bound_name`: what `log_prob` returns ("exact" or e.g. "IWAE bound, k=256").
+Image models return samples as float (B, C, H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+from torch import Tensor
+
+from genlab.data.base import Dataset, DataSpec
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    Config: ClassVar[type]
+    config: Any
+
+    def loss(self, batch: Any) -> dict[str, Tensor]: ...
+
+    def sample(self, n: int, *, generator: Any = None, **cond: Any) -> Tensor: ...
+
+
+@runtime_checkable
+class LikelihoodModel(GenerativeModel, Protocol):
+    def log_prob(self, x: Tensor, *, generator: Any = None) -> Tensor: ...
+
+
+@runtime_checkable
+class Preparable(Protocol):
+    def prepare(self, x: Tensor, *, generator: Any = None) -> Tensor: ...
+
+
+@runtime_checkable
+class Visualizable(Protocol):
+    def visualize(self, data: Dataset, out_dir: Path, *, generator: Any) -> list[Path]: ...
+
+
+C = TypeVar("C")
+
+
+def config_for_data(config: C, spec: DataSpec) -> C:
+    """Fill the data-dependent fields (`data_shape`, `num_classes`) a Config declares."""
+    names = {f.name for f in dataclasses.fields(config)}
+    changes: dict[str, Any] = {}
+    if "data_shape" in names:
+        changes["data_shape"] = tuple(spec.shape)
+    if "num_classes" in names:
+        changes["num_classes"] = spec.num_classes
+    return dataclasses.replace(config, **changes)

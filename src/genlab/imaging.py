@@ -1,0 +1,90 @@
+"""The few image operations genlab needs (no torchvision here): grids and PNG files."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0):
+    """(B, C, H, W) floats in [0, 1] -> one (C, H', W') image with `nrow` images per row."""
+    if images.dim() != 4:
+        raise ValueError(f"expected (B, C, H, W) images, got shape {tuple(images.shape)}")
+    b, c, h, w = images.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(b)))
+    rows = math.ceil(b / nrow)
+    grid = torch.full(
+        (c, rows * (h + padding) + padding, nrow * (w + padding) + padding), float(pad_value)
+    )
+    for i in range(b):
+        r, col = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[:, top : top + h, left : left + w] = images[i].detach().float().cpu()
+    return grid
+
+
+def to_uint8(image: Tensor) -> Tensor:
+    """(C, H, W) floats in [0, 1] -> (H, W, C) uint8, rounding to the nearest level."""
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+
+
+def save_image(image: Tensor, path: str | Path, *, scale: int = 1) -> Path:
+    """Write a (C, H, W) image or a (B, C, H, W) batch (as a grid) to PNG, atomically."""
+    from PIL import Image
+
+    if image.dim() == 4:
+        image = make_grid(image)
+    array = to_uint8(image).numpy()
+    mode = "L" if array.shape[2] == 1 else "RGB"
+    picture = Image.fromarray(array[:, :, 0] if mode == "L" else array, mode=mode)
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    picture.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
+def save_samples_figure(samples: Tensor, path: str | Path) -> bool:
+    """Write samples as a picture: images as a grid, 2-D points as a scatter plot.
+
+    Returns False (writing nothing) for samples with no natural picture, e.g. token ids.
+    """
+    samples = samples.detach().float().cpu()
+    if samples.dim() == 4:
+        save_image(samples, path)
+        return True
+    if samples.dim() == 2 and samples.shape[1] == 2:
+        scatter_plot(samples, path)
+        return True
+    return False
+
+
+def scatter_plot(points: Tensor, path: str | Path, *, labels: Tensor | None = None, title: str = ""):
+    """A square scatter plot of (N, 2) points (coloured by `labels` if given), saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    if labels is None:
+        ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), s=4, alpha=0.7)
+    else:
+        sc = ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), s=4, c=labels.numpy(),
+                        cmap="tab10", alpha=0.7)
+        fig.colorbar(sc, ax=ax)
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,1 @@
+"""Evaluation metrics. Each module sees only the model contract."""

@@ -1,0 +1,224 @@
+"""Run directories and atomic checkpoints.
+
+A run directory:
+
+    config.json            model name, model config, data, train config, seed, versions, commit
+    model.safetensors      the latest weights (loaded strictly)
+    ema.safetensors        the latest EMA weights, when EMA is on
+    trainer_state.pt       optimizer, step, data-order and RNG states (tensors and plain types
+                           only: loaded with torch.load(weights_only=True))
+    metrics.csv            one row per logged step (events.* beside it when tensorboard is there)
+    samples/step-N.png     sample grids from a fixed noise batch
+    checkpoints/step-N/    the last K complete checkpoints (the three files above)
+    checkpoints/best/      the checkpoint with the best validation loss
+
+Every file is written to a temporary name, fsync'ed and renamed, and a checkpoint directory is
+renamed into place only when complete, so a run killed at any instant (even SIGKILL) leaves
+either the old checkpoint or the new one, never half of one. Resume reads the newest complete
+`checkpoints/step-N`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genlab.errors import GenlabError
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+EMA_WEIGHTS = "ema.safetensors"
+STATE = "trainer_state.pt"
+METRICS = "metrics.csv"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # not supported on this platform/filesystem
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp)` then fsync and rename tmp -> path (same folder, so rename is atomic)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def save_weights(path: Path, state: dict[str, Tensor], metadata: dict[str, str] | None = None):
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def load_weights(path: Path) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise GenlabError(f"missing weights file {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise GenlabError(f"corrupt weights file {path}: {str(e).splitlines()[0]}") from None
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise GenlabError(f"missing trainer state {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file; all mean "corrupt"
+        raise GenlabError(f"corrupt trainer state {path}: {str(e).splitlines()[0]}") from None
+
+
+class RunDir:
+    """The files of one training run (see the module docstring for the layout)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # --- paths -------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    # --- config ------------------------------------------------------------------------------
+    def create(self, config: dict[str, Any]) -> None:
+        """Make the folder (it must be new or empty) and write config.json."""
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise GenlabError(
+                f"output folder {self.path} already exists and is not empty; "
+                "pass --resume to continue that run or choose another --out"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.config_path, json.dumps(config, indent=2) + "\n")
+        except OSError as e:
+            raise GenlabError(f"cannot write to output folder {self.path}: {e.strerror}") from None
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.path.is_dir():
+            raise GenlabError(f"run directory {self.path} does not exist")
+        if not self.config_path.is_file():
+            raise GenlabError(f"{self.path} is not a genlab run directory (no {CONFIG})")
+        try:
+            config = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise GenlabError(f"corrupt {self.config_path}: {e}") from None
+        if not isinstance(config, dict) or "model" not in config or "model_config" not in config:
+            raise GenlabError(f"corrupt {self.config_path}: missing 'model' or 'model_config'")
+        return config
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(
+        self,
+        step: int,
+        weights: dict[str, Tensor],
+        ema: dict[str, Tensor] | None,
+        state: dict[str, Any],
+        *,
+        keep_last: int,
+        best: bool = False,
+    ) -> Path:
+        """Write checkpoints/step-N atomically, refresh the top-level files, prune old ones."""
+        meta = {"step": str(step)}
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        final = self.checkpoints_dir / f"step-{step:08d}"
+        tmp = self.checkpoints_dir / f".step-{step:08d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        self._write_files(tmp, weights, ema, state, meta)
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(self.checkpoints_dir)
+        self._write_files(self.path, weights, ema, state, meta)
+        if best:
+            self._replace_dir(final, self.checkpoints_dir / "best")
+        for old in self.step_checkpoints()[:-keep_last] if keep_last > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    @staticmethod
+    def _write_files(folder: Path, weights, ema, state, meta) -> None:
+        save_weights(folder / WEIGHTS, weights, meta)
+        if ema is not None:
+            save_weights(folder / EMA_WEIGHTS, ema, meta)
+        atomic_write(folder / STATE, lambda tmp: torch.save(state, tmp))
+
+    def _replace_dir(self, source: Path, target: Path) -> None:
+        tmp = target.with_name(f".{target.name}.tmp")
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp)
+        _fsync_dir(tmp)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(target.parent)
+
+    def step_checkpoints(self) -> list[Path]:
+        """Complete step checkpoints, oldest first."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        return sorted(
+            p
+            for p in self.checkpoints_dir.iterdir()
+            if p.is_dir() and p.name.startswith("step-") and (p / STATE).is_file()
+        )
+
+    def latest_checkpoint(self) -> Path | None:
+        found = self.step_checkpoints()
+        return found[-1] if found else None
+
+    def weights_folder(self, which: str = "last") -> Path:
+        """'last' -> the run folder itself; 'best' -> checkpoints/best (falls back to last)."""
+        best = self.checkpoints_dir / "best"
+        if which == "best" and (best / WEIGHTS).is_file():
+            return best
+        if which not in ("last", "best"):
+            raise GenlabError(f"unknown checkpoint {which!r}: expected 'last' or 'best'")
+        return self.path

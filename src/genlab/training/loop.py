@@ -1,0 +1,430 @@
+"""The likelihood-style training loop (VAE, flows, PixelCNN, diffusion, language models, ...).
+
+It needs only the model contract: `model.loss(batch)["loss"]` to minimise and, for pictures,
+`model.sample(n, generator=...)`. One written-out loop:
+
+    for step in range(start, steps):
+        for each of grad_accum micro-batches: loss = model.loss(batch) / grad_accum; backward
+        clip the global gradient norm; AdamW step; lr <- warmup + cosine(step); EMA update
+        every log_every: a metrics.csv row; every eval_every: validation loss (best kept);
+        every sample_every: a sample grid from a fixed noise batch; every checkpoint_every: save
+
+Resume is exact: data order (epoch, position), every RNG state and the optimizer are part of
+the checkpoint, evaluation and sampling run under a forked RNG so they never perturb training,
+and a resumed run ends bit-identical to an uninterrupted one with the same seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import random
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from genlab.data.base import Dataset
+from genlab.errors import GenlabError, TrainingDiverged
+from genlab.training.checkpoint import EMA_WEIGHTS, STATE, WEIGHTS, RunDir, load_state, load_weights
+from genlab.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from genlab.training.ema import EMA
+from genlab.training.logging import MetricsLog, Progress
+from genlab.training.schedules import warmup_cosine
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # optimizer steps
+    batch_size: int = 64  # examples per micro-batch and per process
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3  # peak learning rate (after warm-up)
+    weight_decay: float = 0.0  # AdamW decoupled decay, on weight matrices/kernels only
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100  # linear warm-up, then cosine decay
+    min_lr_ratio: float = 0.1  # the cosine floor as a fraction of lr
+    grad_clip: float = 1.0  # max global gradient norm; 0 = off (the norm is still logged)
+    ema_decay: float = 0.0  # 0 = no EMA; e.g. 0.999 keeps an averaged copy for evaluation
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast where the device supports it
+    compile: bool = False  # torch.compile the loss; falls back to eager with a warning
+    device: str = "auto"  # auto = cuda, then mps, then cpu
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 500
+    eval_batches: int = 0  # 0 = the whole validation split
+    sample_every: int = 1000
+    sample_n: int = 64
+    checkpoint_every: int = 500
+    keep_last: int = 3  # step checkpoints kept (the best is kept besides)
+    train_split: str = "train"
+    val_split: str = "val"  # "" = no validation
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("sample_every", "checkpoint_every", "sample_n"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or not math.isfinite(self.lr):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ValueError("grad_clip, weight_decay and warmup_steps must be >= 0")
+
+
+# --- devices and precision ------------------------------------------------------------------
+def select_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise GenlabError(f"unknown device {name!r}: expected auto, cpu, cuda[:N] or mps") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise GenlabError("device cuda was asked for but CUDA is not available here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16 autocast where supported; otherwise fp32 with a warning (never a crash)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    supported = torch.amp.is_autocast_available(device.type) and (
+        device.type != "cuda" or torch.cuda.is_bf16_supported()
+    )
+    if not supported:
+        warnings.warn(f"bf16 autocast is not supported on {device}; training in fp32", stacklevel=2)
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple | list):
+        return type(batch)(to_device(b, device) for b in batch)
+    return batch
+
+
+# --- data order -----------------------------------------------------------------------------
+class EpochSampler:
+    """Batches of indices from a seeded permutation per epoch; state = (epoch, position).
+
+    Rank r of a world of size W reads every W-th index of the permutation, so the ranks see
+    disjoint examples. The last incomplete batch of an epoch is dropped.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        per_rank = n // world_size
+        if per_rank < 1:
+            raise GenlabError(f"the training split has {n} examples: too few for {world_size} ranks")
+        if batch_size > per_rank:
+            warnings.warn(
+                f"batch_size {batch_size} is larger than the {per_rank} training examples per "
+                f"process; using batches of {per_rank}",
+                stacklevel=2,
+            )
+            batch_size = per_rank
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.batches_per_epoch = per_rank // batch_size
+        self.epoch, self.position = 0, 0
+        self._perm: tuple[int, Tensor] | None = None
+
+    def _permutation(self) -> Tensor:
+        if self._perm is None or self._perm[0] != self.epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            self._perm = (self.epoch, torch.randperm(self.n, generator=g)[self.rank :: self.world_size])
+        return self._perm[1]
+
+    def next(self) -> Tensor:
+        if self.position >= self.batches_per_epoch:
+            self.epoch, self.position = self.epoch + 1, 0
+        start = self.position * self.batch_size
+        self.position += 1
+        return self._permutation()[start : start + self.batch_size]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+# --- RNG state (all plain types and tensors, so weights_only loading works) -------------------
+def rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def forked_rng(seed: int, device: torch.device):
+    """Run a block with its own seeded RNG, leaving the training RNG untouched."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+# --- pieces of the loop ---------------------------------------------------------------------
+class _LossModule(nn.Module):
+    """forward(batch) = model.loss(batch), so DDP and torch.compile see a plain forward."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any) -> dict[str, Tensor]:
+        return self.model.loss(batch)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; biases and norm gains (ndim < 2) get no weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module, data: Dataset, *, batch_size: int, device: torch.device,
+    max_batches: int = 0, seed: int = 0, precision: str = "fp32",
+) -> dict[str, float]:
+    """Mean of every entry of model.loss over the split (in order), under a seeded forked RNG."""
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    count = 0
+    with forked_rng(seed, device), autocast_context(device, precision):
+        for b, start in enumerate(range(0, len(data), batch_size)):
+            if max_batches and b >= max_batches:
+                break
+            indices = torch.arange(start, min(start + batch_size, len(data)))
+            out = model.loss(to_device(data.batch(indices), device))
+            for k, v in out.items():
+                totals[k] = totals.get(k, 0.0) + float(v.float().mean()) * len(indices)
+            count += len(indices)
+    model.train(was_training)
+    return {k: v / max(count, 1) for k, v in totals.items()}
+
+
+def save_samples(model: nn.Module, n: int, path, *, seed: int, device: torch.device) -> bool:
+    """Sample from a fixed noise batch (same seed every time) and write a picture if we can."""
+    from genlab.imaging import save_samples_figure
+
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    with torch.no_grad(), forked_rng(seed, device):
+        samples = model.sample(n, generator=generator)
+    model.train(was_training)
+    return save_samples_figure(samples, path)
+
+
+def _compiled(loss_module: nn.Module, enabled: bool):
+    if not enabled:
+        return loss_module
+    state = {"fn": torch.compile(loss_module), "fallback": False}
+
+    def call(batch):
+        if state["fallback"]:
+            return loss_module(batch)
+        try:
+            return state["fn"](batch)
+        except Exception as e:  # compile needs a C++ toolchain/triton; eager always works
+            warnings.warn(f"torch.compile failed ({type(e).__name__}); training eagerly", stacklevel=2)
+            state["fallback"] = True
+            return loss_module(batch)
+
+    return call
+
+
+# --- the loop -------------------------------------------------------------------------------
+def train(
+    model: nn.Module,
+    train_data: Dataset,
+    val_data: Dataset | None,
+    cfg: TrainConfig,
+    run: RunDir,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    dist_info: DistInfo | None = None,
+) -> dict[str, float]:
+    """Train `model` in place, writing checkpoints, metrics and samples into `run`."""
+    device = select_device(cfg.device)
+    info = dist_info or init_distributed(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    model.to(device)
+    model.train()
+    sampler = EpochSampler(len(train_data), cfg.batch_size, cfg.seed, info.rank, info.world_size)
+    optimizer = make_optimizer(model, cfg)
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    step, best = 0, math.inf
+
+    if resume:
+        ckpt = run.latest_checkpoint()
+        if ckpt is None:
+            raise GenlabError(f"nothing to resume in {run.path}: no complete checkpoint yet")
+        state = load_state(ckpt / STATE)
+        model.load_state_dict(load_weights(ckpt / WEIGHTS), strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(load_weights(ckpt / EMA_WEIGHTS))
+        sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"][info.rank] if info.enabled else state["rng"][0])
+        step, best = int(state["step"]), float(state["best"])
+    else:
+        seed_everything(cfg.seed * 7919 + info.rank)  # per-rank noise; weights come from rank 0
+
+    loss_module = _LossModule(model)
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        loss_module = DistributedDataParallel(
+            loss_module, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    loss_fn = _compiled(loss_module, cfg.compile)
+    eval_model = copy.deepcopy(model) if ema is not None else model
+    log = MetricsLog(run.metrics_path, resume_step=step if resume else None) if info.is_main else None
+    bar = Progress(cfg.steps, step, enabled=progress and info.is_main)
+    params = [p for p in model.parameters() if p.requires_grad]
+    last_saved = step if resume else None
+    tic, tic_step = time.perf_counter(), step
+    summary: dict[str, float] = {}
+
+    def checkpoint(is_best: bool) -> None:
+        nonlocal last_saved
+        rngs = [rng_state()]
+        if info.enabled:
+            import torch.distributed as dist
+
+            rngs = [None] * info.world_size
+            dist.all_gather_object(rngs, rng_state())
+        if info.is_main:
+            run.save_checkpoint(
+                step,
+                model.state_dict(),
+                ema.state_dict() if ema is not None else None,
+                {"step": step, "best": best, "optimizer": optimizer.state_dict(),
+                 "sampler": sampler.state_dict(), "rng": rngs,
+                 "schedule": {"kind": "warmup_cosine", "warmup": cfg.warmup_steps,
+                              "total": cfg.steps, "floor": cfg.min_lr_ratio}},
+                keep_last=cfg.keep_last,
+                best=is_best,
+            )
+        last_saved = step
+        barrier(info)
+
+    try:
+        while step < cfg.steps:
+            factor = warmup_cosine(step, warmup=cfg.warmup_steps, total=cfg.steps, floor=cfg.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * factor
+            optimizer.zero_grad(set_to_none=True)
+            logged: dict[str, float] = {}
+            for _ in range(cfg.grad_accum):
+                batch = to_device(train_data.batch(sampler.next()), device)
+                with autocast_context(device, cfg.precision):
+                    out = loss_fn(batch)
+                loss = out["loss"].float()
+                if not torch.isfinite(loss):
+                    _diverged(step + 1, "loss", float(loss.detach()), run, last_saved)
+                (loss / cfg.grad_accum).backward()
+                for k, v in out.items():
+                    logged[k] = logged.get(k, 0.0) + float(v.detach().float().mean()) / cfg.grad_accum
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            if not torch.isfinite(norm):
+                _diverged(step + 1, "gradient norm", float(norm), run, last_saved)
+            optimizer.step()
+            if ema is not None:
+                ema.update(model)
+            step += 1
+
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                speed = (step - tic_step) / max(time.perf_counter() - tic, 1e-9)
+                tic, tic_step = time.perf_counter(), step
+                row = {**logged, "lr": cfg.lr * factor, "grad_norm": float(norm), "it_per_s": speed}
+                if log is not None:
+                    log.log(step, row)
+                bar.update(step, f"loss {logged['loss']:.4f}", speed)
+            is_best = False
+            if val_data is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                if ema is not None:
+                    ema.copy_to(eval_model)
+                val = evaluate_loss(
+                    eval_model, val_data, batch_size=cfg.batch_size, device=device,
+                    max_batches=cfg.eval_batches, seed=cfg.seed, precision=cfg.precision,
+                )
+                val = {k: float(all_reduce_mean(torch.tensor(v), info)) for k, v in val.items()}
+                is_best = val["loss"] < best
+                best = min(best, val["loss"])
+                summary.update({f"val_{k}": v for k, v in val.items()})
+                if log is not None:
+                    log.log(step, {f"val_{k}": v for k, v in val.items()})
+            if info.is_main and (step % cfg.sample_every == 0 or step == cfg.steps):
+                if ema is not None:
+                    ema.copy_to(eval_model)
+                save_samples(eval_model, cfg.sample_n, run.samples_dir / f"step-{step:08d}.png",
+                             seed=cfg.seed, device=device)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or is_best:
+                checkpoint(is_best)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    summary.update({"step": step, "train_loss": logged.get("loss", math.nan) if step else math.nan})
+    if math.isfinite(best):
+        summary["best_val_loss"] = best
+    return summary
+
+
+def _diverged(step: int, what: str, value: float, run: RunDir, last_saved: int | None) -> None:
+    kept = (f"the last good checkpoint (step {last_saved}) is kept in {run.path}"
+            if last_saved is not None else "no checkpoint had been written yet")
+    raise TrainingDiverged(
+        f"training diverged at step {step}: non-finite {what} ({value}); {kept}. "
+        "Try a lower lr, gradient clipping (train.grad_clip) or fp32 precision."
+    )
