@@ -37,8 +37,12 @@ from genlab.training.loop import TrainConfig, select_device, train
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-            text=True, timeout=5, check=False,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -56,7 +60,9 @@ def _data_option(text: str) -> Any:
     return value if isinstance(value, int | float) else text
 
 
-def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
+def split_overrides(
+    overrides: dict[str, str],
+) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
     """`-o` keys: `train.X` -> TrainConfig, `data.X` -> dataset options, the rest -> the model."""
     model, training, data = {}, {}, {}
     for key, value in overrides.items():
@@ -125,7 +131,11 @@ def train_run(
         cls = model_class(model_name)
         file_cfg = _read_config_file(config_file) if config_file else {}
         model_over, train_over, data_options = split_overrides(overrides)
-        train_cfg = from_dict(TrainConfig, {**getattr(cls, "train_defaults", {}), **file_cfg.get("train", {})}, prefix="train.")
+        train_cfg = from_dict(
+            TrainConfig,
+            {**getattr(cls, "train_defaults", {}), **file_cfg.get("train", {})},
+            prefix="train.",
+        )
         train_cfg = apply_overrides(train_cfg, train_over, prefix="train.")
         if steps is not None:
             train_cfg = apply_overrides(train_cfg, {"steps": str(steps)}, prefix="train.")
@@ -136,7 +146,11 @@ def train_run(
     if not resume:
         model_cfg = config_for_data(cls.Config(), train_data.spec)
         if file_cfg.get("model_config"):
-            model_cfg = from_dict(cls.Config, {**to_dict(model_cfg), **file_cfg["model_config"]}, prefix="model_config.")
+            model_cfg = from_dict(
+                cls.Config,
+                {**to_dict(model_cfg), **file_cfg["model_config"]},
+                prefix="model_config.",
+            )
         model_cfg = apply_overrides(model_cfg, model_over)
         run.create(
             {
@@ -191,11 +205,15 @@ def load(run_dir: str | Path, *, checkpoint: str = "last", ema: bool = True, dev
     try:
         model.load_state_dict(load_weights(path), strict=True)
     except RuntimeError as e:
-        raise GenlabError(f"weights in {path} do not match the config: {str(e).splitlines()[0]}") from None
+        raise GenlabError(
+            f"weights in {path} do not match the config: {str(e).splitlines()[0]}"
+        ) from None
     return model.to(select_device(device)).eval()
 
 
-def sample(run_dir: str | Path, n: int, out: str | Path, *, seed: int = 0, checkpoint: str = "last") -> Path:
+def sample(
+    run_dir: str | Path, n: int, out: str | Path, *, seed: int = 0, checkpoint: str = "last"
+) -> Path:
     from genlab.imaging import save_samples_figure
 
     if n < 1:
@@ -206,7 +224,11 @@ def sample(run_dir: str | Path, n: int, out: str | Path, *, seed: int = 0, check
     device = next(model.parameters()).device
     with torch.no_grad():
         samples = model.sample(n, generator=torch.Generator(device=device).manual_seed(seed))
-    if not save_samples_figure(samples, out):
+    try:
+        written = save_samples_figure(samples, out)
+    except OSError as e:
+        raise GenlabError(f"cannot write {out}: {e.strerror}") from None
+    if not written:
         raise GenlabError(f"this model's samples (shape {tuple(samples.shape)}) have no picture")
     return out
 
@@ -220,13 +242,20 @@ def _check_writable(out: Path) -> None:
             folder.mkdir(parents=True)
         except OSError as e:
             raise GenlabError(f"cannot create output folder {folder}: {e.strerror}") from None
+    if not folder.is_dir():
+        raise GenlabError(f"output folder {folder} is not a folder")
     if not os.access(folder, os.W_OK):
         raise GenlabError(f"output folder {folder} is not writable")
 
 
 def evaluate(
-    run_dir: str | Path, *, split: str = "test", checkpoint: str = "last", seed: int = 0,
-    batch_size: int = 100, figures: bool = True,
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    checkpoint: str = "last",
+    seed: int = 0,
+    batch_size: int = 100,
+    figures: bool = True,
 ) -> dict[str, Any]:
     """Test metrics of a run (written to RUN/eval.json) and the model's figures (RUN/figures)."""
     from genlab.data import load_dataset
@@ -239,17 +268,25 @@ def evaluate(
     device = next(model.parameters()).device
     data = load_dataset(saved["data"]["name"], split, **saved["data"]["options"])
     result: dict[str, Any] = {
-        "model": saved["model"], "data": saved["data"]["name"], "split": split, "n": len(data),
-        "checkpoint": checkpoint, "seed": seed,
+        "model": saved["model"],
+        "data": saved["data"]["name"],
+        "split": split,
+        "n": len(data),
+        "checkpoint": checkpoint,
+        "seed": seed,
     }
     loss = evaluate_loss(model, data, batch_size=batch_size, device=device, seed=seed)
     result.update({f"{split}_{k}": v for k, v in loss.items()})
     if isinstance(model, LikelihoodModel):
         result.update(negative_log_likelihood(model, data, batch_size=batch_size, seed=seed))
     if figures and isinstance(model, Visualizable):
-        paths = model.visualize(data, run.path / "figures", generator=torch.Generator().manual_seed(seed))
+        paths = model.visualize(
+            data, run.path / "figures", generator=torch.Generator().manual_seed(seed)
+        )
         result["figures"] = [str(Path(p).relative_to(run.path)) for p in paths]
-    result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+    result = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()
+    }
     atomic_write_text(run.path / "eval.json", json.dumps(result, indent=2) + "\n")
     return result
 

@@ -58,9 +58,13 @@ def train(
     model: Annotated[str, typer.Argument(help="model name (see `genlab list`)")],
     data: Annotated[str | None, typer.Option("--data", "-d", help="dataset name")] = None,
     steps: Annotated[int | None, typer.Option(help="optimizer steps (train.steps)")] = None,
-    out: Annotated[Path | None, typer.Option(help="run directory (default runs/MODEL-DATA)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="run directory (default runs/MODEL-DATA)")
+    ] = None,
     option: Options = None,
-    config: Annotated[Path | None, typer.Option(help="JSON/YAML file with model_config/train/data")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="JSON/YAML file with model_config/train/data")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out exactly")] = False,
     seed: Annotated[int | None, typer.Option(help="random seed (train.seed)")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the loss")] = False,
@@ -73,8 +77,11 @@ def train(
     from genlab.config import parse_overrides
 
     overrides = parse_overrides(option or [])
-    for key, value in (("train.compile", "true" if compile else None),
-                       ("train.precision", precision), ("train.device", device)):
+    for key, value in (
+        ("train.compile", "true" if compile else None),
+        ("train.precision", precision),
+        ("train.device", device),
+    ):
         if value is not None:
             overrides[key] = value
     if resume and out is None:
@@ -84,10 +91,19 @@ def train(
     out = out or Path("runs") / f"{model}-{(data or 'data').replace(':', '-').replace('/', '-')}"
     run_overrides = {} if resume else overrides
     path, summary = train_run(
-        model, data, out, overrides=run_overrides, config_file=config, steps=steps,
-        seed=seed, resume=resume, progress=not quiet and sys.stderr.isatty(),
+        model,
+        data,
+        out,
+        overrides=run_overrides,
+        config_file=config,
+        steps=steps,
+        seed=seed,
+        resume=resume,
+        progress=not quiet and sys.stderr.isatty(),
     )
-    shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
+    shown = ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
+    )
     _console().print(f"[green]done[/green]: {path} ({shown})")
 
 
@@ -136,31 +152,29 @@ def _error(message: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning every user error into one line and exit code 2."""
-    import click
+    """Entry point: run the app, turning every user error into one line and exit code 2.
 
+    Usage errors (a missing argument, an unknown flag) are typer's own messages, also exit 2.
+    """
     from genlab.errors import GenlabError
 
-    command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="genlab", standalone_mode=False)
+        app(args=argv, prog_name="genlab", standalone_mode=True)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except GenlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        return 130
-    except click.ClickException as e:
-        print(f"error: {e.format_message()}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:
         if os.environ.get("GENLAB_DEBUG"):
             raise
-        print(f"internal error: {type(e).__name__}: {e} (set GENLAB_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(e).__name__}: {e} (set GENLAB_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

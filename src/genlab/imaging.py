@@ -66,7 +66,9 @@ def save_samples_figure(samples: Tensor, path: str | Path) -> bool:
     return False
 
 
-def scatter_plot(points: Tensor, path: str | Path, *, labels: Tensor | None = None, title: str = ""):
+def scatter_plot(
+    points: Tensor, path: str | Path, *, labels: Tensor | None = None, title: str = ""
+):
     """A square scatter plot of (N, 2) points (coloured by `labels` if given), saved as PNG."""
     import matplotlib
 
@@ -77,8 +79,14 @@ def scatter_plot(points: Tensor, path: str | Path, *, labels: Tensor | None = No
     if labels is None:
         ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), s=4, alpha=0.7)
     else:
-        sc = ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), s=4, c=labels.numpy(),
-                        cmap="tab10", alpha=0.7)
+        sc = ax.scatter(
+            points[:, 0].numpy(),
+            points[:, 1].numpy(),
+            s=4,
+            c=labels.numpy(),
+            cmap="tab10",
+            alpha=0.7,
+        )
         fig.colorbar(sc, ax=ax)
     ax.set_aspect("equal", adjustable="datalim")
     if title:

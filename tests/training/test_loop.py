@@ -11,8 +11,18 @@ from genlab.training.schedules import warmup_cosine
 
 
 def cfg(**kw) -> TrainConfig:
-    base = dict(steps=20, batch_size=8, lr=1e-2, warmup_steps=3, log_every=2, eval_every=5,
-                sample_every=10, checkpoint_every=5, keep_last=2, sample_n=8)
+    base = dict(
+        steps=20,
+        batch_size=8,
+        lr=1e-2,
+        warmup_steps=3,
+        log_every=2,
+        eval_every=5,
+        sample_every=10,
+        checkpoint_every=5,
+        keep_last=2,
+        sample_n=8,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -107,8 +117,14 @@ def test_gradient_accumulation_matches_a_big_batch(tmp_path):
 
 def test_ema_and_bf16_train_and_stay_finite(tmp_path):
     model, run = fresh(tmp_path / "r")
-    summary = train(model, toy_data(), toy_data(16, seed=1),
-                    cfg(ema_decay=0.9, precision="bf16"), run, progress=False)
+    summary = train(
+        model,
+        toy_data(),
+        toy_data(16, seed=1),
+        cfg(ema_decay=0.9, precision="bf16"),
+        run,
+        progress=False,
+    )
     assert math.isfinite(summary["val_loss"])
     ema = load_weights(run.path / "ema.safetensors")
     raw = load_weights(run.path / WEIGHTS)

@@ -28,8 +28,9 @@ class Toy(nn.Module):
         super().__init__()
         self.config = config
         d = config.data_shape[0]
-        self.net = nn.Sequential(nn.Linear(d, config.hidden), nn.Tanh(), nn.Dropout(0.1),
-                                 nn.Linear(config.hidden, d))
+        self.net = nn.Sequential(
+            nn.Linear(d, config.hidden), nn.Tanh(), nn.Dropout(0.1), nn.Linear(config.hidden, d)
+        )
 
     def loss(self, batch):
         x = batch_inputs(batch)

@@ -40,4 +40,6 @@ class EMA:
             self.shadow[k].copy_(v)
 
     def copy_to(self, model: nn.Module) -> None:
-        model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()})
+        model.load_state_dict(
+            {k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()}
+        )

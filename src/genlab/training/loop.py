@@ -85,7 +85,9 @@ def select_device(name: str = "auto") -> torch.device:
         try:
             device = torch.device(name)
         except RuntimeError:
-            raise GenlabError(f"unknown device {name!r}: expected auto, cpu, cuda[:N] or mps") from None
+            raise GenlabError(
+                f"unknown device {name!r}: expected auto, cpu, cuda[:N] or mps"
+            ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise GenlabError("device cuda was asked for but CUDA is not available here")
         return device
@@ -128,7 +130,9 @@ class EpochSampler:
     def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
         per_rank = n // world_size
         if per_rank < 1:
-            raise GenlabError(f"the training split has {n} examples: too few for {world_size} ranks")
+            raise GenlabError(
+                f"the training split has {n} examples: too few for {world_size} ranks"
+            )
         if batch_size > per_rank:
             warnings.warn(
                 f"batch_size {batch_size} is larger than the {per_rank} training examples per "
@@ -145,7 +149,10 @@ class EpochSampler:
     def _permutation(self) -> Tensor:
         if self._perm is None or self._perm[0] != self.epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            self._perm = (self.epoch, torch.randperm(self.n, generator=g)[self.rank :: self.world_size])
+            self._perm = (
+                self.epoch,
+                torch.randperm(self.n, generator=g)[self.rank :: self.world_size],
+            )
         return self._perm[1]
 
     def next(self) -> Tensor:
@@ -164,11 +171,15 @@ class EpochSampler:
 
 # --- RNG state (all plain types and tensors, so weights_only loading works) -------------------
 def rng_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    _kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -228,8 +239,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 @torch.no_grad()
 def evaluate_loss(
-    model: nn.Module, data: Dataset, *, batch_size: int, device: torch.device,
-    max_batches: int = 0, seed: int = 0, precision: str = "fp32",
+    model: nn.Module,
+    data: Dataset,
+    *,
+    batch_size: int,
+    device: torch.device,
+    max_batches: int = 0,
+    seed: int = 0,
+    precision: str = "fp32",
 ) -> dict[str, float]:
     """Mean of every entry of model.loss over the split (in order), under a seeded forked RNG."""
     was_training = model.training
@@ -273,7 +290,9 @@ def _compiled(loss_module: nn.Module, enabled: bool):
         try:
             return state["fn"](batch)
         except Exception as e:  # compile needs a C++ toolchain/triton; eager always works
-            warnings.warn(f"torch.compile failed ({type(e).__name__}); training eagerly", stacklevel=2)
+            warnings.warn(
+                f"torch.compile failed ({type(e).__name__}); training eagerly", stacklevel=2
+            )
             state["fallback"] = True
             return loss_module(batch)
 
@@ -328,7 +347,9 @@ def train(
         )
     loss_fn = _compiled(loss_module, cfg.compile)
     eval_model = copy.deepcopy(model) if ema is not None else model
-    log = MetricsLog(run.metrics_path, resume_step=step if resume else None) if info.is_main else None
+    log = (
+        MetricsLog(run.metrics_path, resume_step=step if resume else None) if info.is_main else None
+    )
     bar = Progress(cfg.steps, step, enabled=progress and info.is_main)
     params = [p for p in model.parameters() if p.requires_grad]
     last_saved = step if resume else None
@@ -348,10 +369,19 @@ def train(
                 step,
                 model.state_dict(),
                 ema.state_dict() if ema is not None else None,
-                {"step": step, "best": best, "optimizer": optimizer.state_dict(),
-                 "sampler": sampler.state_dict(), "rng": rngs,
-                 "schedule": {"kind": "warmup_cosine", "warmup": cfg.warmup_steps,
-                              "total": cfg.steps, "floor": cfg.min_lr_ratio}},
+                {
+                    "step": step,
+                    "best": best,
+                    "optimizer": optimizer.state_dict(),
+                    "sampler": sampler.state_dict(),
+                    "rng": rngs,
+                    "schedule": {
+                        "kind": "warmup_cosine",
+                        "warmup": cfg.warmup_steps,
+                        "total": cfg.steps,
+                        "floor": cfg.min_lr_ratio,
+                    },
+                },
                 keep_last=cfg.keep_last,
                 best=is_best,
             )
@@ -360,7 +390,9 @@ def train(
 
     try:
         while step < cfg.steps:
-            factor = warmup_cosine(step, warmup=cfg.warmup_steps, total=cfg.steps, floor=cfg.min_lr_ratio)
+            factor = warmup_cosine(
+                step, warmup=cfg.warmup_steps, total=cfg.steps, floor=cfg.min_lr_ratio
+            )
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * factor
             optimizer.zero_grad(set_to_none=True)
@@ -374,8 +406,12 @@ def train(
                     _diverged(step + 1, "loss", float(loss.detach()), run, last_saved)
                 (loss / cfg.grad_accum).backward()
                 for k, v in out.items():
-                    logged[k] = logged.get(k, 0.0) + float(v.detach().float().mean()) / cfg.grad_accum
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+                    logged[k] = (
+                        logged.get(k, 0.0) + float(v.detach().float().mean()) / cfg.grad_accum
+                    )
+            norm = torch.nn.utils.clip_grad_norm_(
+                params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            )
             if not torch.isfinite(norm):
                 _diverged(step + 1, "gradient norm", float(norm), run, last_saved)
             optimizer.step()
@@ -395,8 +431,13 @@ def train(
                 if ema is not None:
                     ema.copy_to(eval_model)
                 val = evaluate_loss(
-                    eval_model, val_data, batch_size=cfg.batch_size, device=device,
-                    max_batches=cfg.eval_batches, seed=cfg.seed, precision=cfg.precision,
+                    eval_model,
+                    val_data,
+                    batch_size=cfg.batch_size,
+                    device=device,
+                    max_batches=cfg.eval_batches,
+                    seed=cfg.seed,
+                    precision=cfg.precision,
                 )
                 val = {k: float(all_reduce_mean(torch.tensor(v), info)) for k, v in val.items()}
                 is_best = val["loss"] < best
@@ -407,8 +448,13 @@ def train(
             if info.is_main and (step % cfg.sample_every == 0 or step == cfg.steps):
                 if ema is not None:
                     ema.copy_to(eval_model)
-                save_samples(eval_model, cfg.sample_n, run.samples_dir / f"step-{step:08d}.png",
-                             seed=cfg.seed, device=device)
+                save_samples(
+                    eval_model,
+                    cfg.sample_n,
+                    run.samples_dir / f"step-{step:08d}.png",
+                    seed=cfg.seed,
+                    device=device,
+                )
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or is_best:
                 checkpoint(is_best)
     finally:
@@ -422,8 +468,11 @@ def train(
 
 
 def _diverged(step: int, what: str, value: float, run: RunDir, last_saved: int | None) -> None:
-    kept = (f"the last good checkpoint (step {last_saved}) is kept in {run.path}"
-            if last_saved is not None else "no checkpoint had been written yet")
+    kept = (
+        f"the last good checkpoint (step {last_saved}) is kept in {run.path}"
+        if last_saved is not None
+        else "no checkpoint had been written yet"
+    )
     raise TrainingDiverged(
         f"training diverged at step {step}: non-finite {what} ({value}); {kept}. "
         "Try a lower lr, gradient clipping (train.grad_clip) or fp32 precision."

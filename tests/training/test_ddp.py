@@ -1,0 +1,41 @@
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_cpu_ranks_hold_identical_weights(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        str(WORKER),
+        str(tmp_path),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0 = load_file(str(tmp_path / "rank0.safetensors"))
+    rank1 = load_file(str(tmp_path / "rank1.safetensors"))
+    for k in rank0:
+        assert torch.equal(rank0[k], rank1[k]), k
+    # training moved the weights away from rank 0's initialisation, and only rank 0 wrote files
+    first = load_file(str(tmp_path / "run" / "checkpoints" / "step-00000006" / "model.safetensors"))
+    assert any(not torch.equal(first[k], rank0[k]) for k in rank0)
+    assert (tmp_path / "run" / "metrics.csv").is_file()
