@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 if "GENLAB_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
     os.environ["GENLAB_DATA_DIR"] = str(REPO.parent / "shared" / "data")
 
-torch.set_num_threads(2)
+# Tiny test models are fastest on one thread, and one thread cannot be slowed down by OpenMP
+# spin-waiting when another process holds the second core.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
