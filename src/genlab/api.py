@@ -28,8 +28,9 @@ from genlab import __version__
 from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.contract import LikelihoodModel, Visualizable, config_for_data
 from genlab.errors import GenlabError
+from genlab.fileio import atomic_write_text
 from genlab.registry import model_class
-from genlab.training.checkpoint import EMA_WEIGHTS, WEIGHTS, RunDir, atomic_write_text, load_weights
+from genlab.training.checkpoint import EMA_WEIGHTS, WEIGHTS, RunDir, load_weights
 from genlab.training.loop import TrainConfig, select_device, train
 
 

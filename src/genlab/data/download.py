@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from genlab.errors import GenlabError
+from genlab.fileio import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def _download_one(url: str, dest: Path, expected: str, timeout: float) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
 
 
 def _stream(url: str, out: BinaryIO, timeout: float) -> str:
@@ -182,20 +183,6 @@ def _reason(reason: object) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror.lower()
     return str(reason)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); harmless to skip where unsupported."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def fetch(file: RemoteFile, *, root: Path | str | None = None, timeout: float = 30.0) -> Path:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,45 +30,13 @@ import torch
 from torch import Tensor
 
 from genlab.errors import GenlabError
+from genlab.fileio import atomic_write, atomic_write_text, fsync_dir
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 EMA_WEIGHTS = "ema.safetensors"
 STATE = "trainer_state.pt"
 METRICS = "metrics.csv"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # not supported on this platform/filesystem
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` then fsync and rename tmp -> path (same folder, so rename is atomic)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def save_weights(path: Path, state: dict[str, Tensor], metadata: dict[str, str] | None = None):
@@ -169,11 +136,11 @@ class RunDir:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         self._write_files(tmp, weights, ema, state, meta)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(self.checkpoints_dir)
+        fsync_dir(self.checkpoints_dir)
         self._write_files(self.path, weights, ema, state, meta)
         if best:
             self._replace_dir(final, self.checkpoints_dir / "best")
@@ -193,12 +160,12 @@ class RunDir:
         old = target.with_name(f".{target.name}.old")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source, tmp)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     def step_checkpoints(self) -> list[Path]:
         """Complete step checkpoints, oldest first."""

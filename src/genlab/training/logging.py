@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from genlab.training.checkpoint import atomic_write_text
+from genlab.fileio import atomic_write_text
 
 
 class MetricsLog:
