@@ -124,7 +124,10 @@ def train_run(
         if steps is not None:
             train_cfg = dataclasses.replace(train_cfg, steps=steps)
             saved["train"] = to_dict(train_cfg)
-            atomic_write_text(run.config_path, json.dumps(saved, indent=2) + "\n")
+            from genlab.training.distributed import launched_rank
+
+            if launched_rank() == 0:
+                atomic_write_text(run.config_path, json.dumps(saved, indent=2) + "\n")
         data_name, data_options = saved["data"]["name"], saved["data"]["options"]
     else:
         if not data_name:
@@ -145,6 +148,8 @@ def train_run(
         data_options = {**file_cfg.get("data", {}).get("options", {}), **data_options}
     train_data, val_data = load_datasets(data_name, data_options, train_cfg)
     if not resume:
+        from genlab.training.distributed import launched_rank
+
         model_cfg = config_for_data(cls.Config(), train_data.spec)
         if file_cfg.get("model_config"):
             model_cfg = from_dict(
@@ -153,18 +158,19 @@ def train_run(
                 prefix="model_config.",
             )
         model_cfg = apply_overrides(model_cfg, model_over)
-        run.create(
-            {
-                "model": model_name,
-                "model_config": to_dict(model_cfg),
-                "data": {"name": data_name, "options": data_options},
-                "train": to_dict(train_cfg),
-                "genlab_version": __version__,
-                "git_commit": git_commit(),
-                "torch_version": torch.__version__,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            }
-        )
+        if launched_rank() == 0:  # under torchrun only rank 0 writes files
+            run.create(
+                {
+                    "model": model_name,
+                    "model_config": to_dict(model_cfg),
+                    "data": {"name": data_name, "options": data_options},
+                    "train": to_dict(train_cfg),
+                    "genlab_version": __version__,
+                    "git_commit": git_commit(),
+                    "torch_version": torch.__version__,
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                }
+            )
     torch.manual_seed(train_cfg.seed)  # the initial weights depend on the seed only
     model = build_model(model_name, model_cfg)
     summary = train(model, train_data, val_data, train_cfg, run, resume=resume, progress=progress)

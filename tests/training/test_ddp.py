@@ -1,3 +1,4 @@
+import os
 import socket
 import subprocess
 import sys
@@ -39,3 +40,50 @@ def test_two_cpu_ranks_hold_identical_weights(tmp_path):
     first = load_file(str(tmp_path / "run" / "checkpoints" / "step-00000006" / "model.safetensors"))
     assert any(not torch.equal(first[k], rank0[k]) for k in rank0)
     assert (tmp_path / "run" / "metrics.csv").is_file()
+
+
+def test_torchrun_of_the_cli_trains_one_run(tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "genlab.cli",
+        "train",
+        "vae",
+        "--data",
+        "digits",
+        "--steps",
+        "12",
+        "-q",
+        "--out",
+        str(out),
+        "-o",
+        "channels=4",
+        "-o",
+        "blocks_high=0",
+        "-o",
+        "blocks_low=1",
+        "-o",
+        "latent_dim=2",
+        "-o",
+        "train.batch_size=16",
+        "-o",
+        "train.checkpoint_every=6",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("step")) == [
+        "step-00000006",
+        "step-00000012",
+    ]
+    state = torch.load(out / "trainer_state.pt", weights_only=True)
+    assert len(state["rng"]) == 2, "one RNG state per rank"

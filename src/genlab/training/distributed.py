@@ -30,6 +30,11 @@ class DistInfo:
         return self.rank == 0
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 when not launched by torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init_distributed(device_type: str) -> DistInfo:
     """Join the process group torchrun describes in the environment (or run alone)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
