@@ -32,12 +32,14 @@ def to_uint8(image: Tensor) -> Tensor:
     return (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
 
 
-def save_image(image: Tensor, path: str | Path, *, scale: int = 1) -> Path:
-    """Write a (C, H, W) image or a (B, C, H, W) batch (as a grid) to PNG, atomically."""
+def save_image(
+    image: Tensor, path: str | Path, *, nrow: int | None = None, scale: int = 1
+) -> Path:
+    """Write a (C, H, W) image or a (B, C, H, W) batch (as a grid, `nrow` per row) to PNG."""
     from PIL import Image
 
     if image.dim() == 4:
-        image = make_grid(image)
+        image = make_grid(image, nrow=nrow)
     array = to_uint8(image).numpy()
     mode = "L" if array.shape[2] == 1 else "RGB"
     picture = Image.fromarray(array[:, :, 0] if mode == "L" else array, mode=mode)

@@ -332,6 +332,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
             ema.load_state_dict(load_weights(ckpt / EMA_WEIGHTS))
+            ema.updates = int(state["ema_updates"])
         sampler.load_state_dict(state["sampler"])
         set_rng_state(state["rng"][info.rank] if info.enabled else state["rng"][0])
         step, best = int(state["step"]), float(state["best"])
@@ -374,6 +375,7 @@ def train(
                     "best": best,
                     "optimizer": optimizer.state_dict(),
                     "sampler": sampler.state_dict(),
+                    "ema_updates": ema.updates if ema is not None else 0,
                     "rng": rngs,
                     "schedule": {
                         "kind": "warmup_cosine",
