@@ -18,12 +18,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, write_json  # noqa: E402
-
-from genlab.contract import config_for_data  # noqa: E402
-from genlab.data import load_dataset  # noqa: E402
-from genlab.registry import model_class  # noqa: E402
-from genlab.training.loop import _compiled, _LossModule, autocast_context  # noqa: E402
+from common import machine, write_json
+from genlab.contract import config_for_data
+from genlab.data import load_dataset
+from genlab.registry import model_class
+from genlab.training.loop import _compiled, _LossModule, autocast_context
 
 
 def measure(compile_: bool, precision: str, steps: int, warmup: int, data) -> dict:
@@ -58,16 +57,23 @@ def main() -> None:
     args = parser.parse_args()
     data = load_dataset("mnist-5k", "train")
     rows = {}
-    for name, compile_, precision in (("eager fp32", False, "fp32"), ("compile fp32", True, "fp32"),
-                                      ("eager bf16", False, "bf16")):
+    for name, compile_, precision in (
+        ("eager fp32", False, "fp32"),
+        ("compile fp32", True, "fp32"),
+        ("eager bf16", False, "bf16"),
+    ):
         rows[name] = measure(compile_, precision, args.steps, args.warmup, data)
     base = rows["eager fp32"]["steps_per_s"]
     print(f"{'path':<14} {'steps/s':>9} {'ratio':>7} {'first loss':>11}")
     for name, row in rows.items():
         row["ratio_vs_eager_fp32"] = row["steps_per_s"] / base
-        print(f"{name:<14} {row['steps_per_s']:>9.2f} {row['ratio_vs_eager_fp32']:>7.2f} {row['first_loss']:>11.4f}")
+        print(
+            f"{name:<14} {row['steps_per_s']:>9.2f} {row['ratio_vs_eager_fp32']:>7.2f} {row['first_loss']:>11.4f}"
+        )
     info = machine()
-    print(f"machine: {info['cpu_count']} CPUs, {info['torch_threads']} torch threads, torch {info['torch']}")
+    print(
+        f"machine: {info['cpu_count']} CPUs, {info['torch_threads']} torch threads, torch {info['torch']}"
+    )
     write_json(args.out, {"machine": info, "steps": args.steps, "batch_size": 64, "paths": rows})
 
 

@@ -27,8 +27,14 @@ TINY: dict[str, list[dict]] = {
             "latent_dim": 2,
             "iwae_k": 8,
         },
-        {"arch": "mlp", "hidden": 16, "latent_dim": 3, "iwae_k": 8, "likelihood": "logistic",
-         "prior": "normal"},
+        {
+            "arch": "mlp",
+            "hidden": 16,
+            "latent_dim": 3,
+            "iwae_k": 8,
+            "likelihood": "logistic",
+            "prior": "normal",
+        },
         {
             "arch": "conv",
             "channels": 4,

@@ -263,11 +263,29 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 100,
     figures: bool = True,
+    metrics: str | list[str] | None = None,
+    n: int = 10_000,
+    features: str = "inception",
+    weights: str | Path | None = None,
+    download: bool = False,
 ) -> dict[str, Any]:
-    """Test metrics of a run (written to RUN/eval.json) and the model's figures (RUN/figures)."""
+    """Test metrics of a run (written to RUN/eval.json) and the model's figures (RUN/figures).
+
+    Without `metrics`: the test loss and the likelihood (NLL, bits/dim). With `metrics` (e.g.
+    "fid,kid,is,pr,ppl"): those sample metrics from `n` samples on the `features` set
+    ("inception" or "digits", see genlab.metrics.evaluate), merged into an existing eval.json.
+    """
     from genlab.data import load_dataset
     from genlab.metrics.likelihood import negative_log_likelihood
     from genlab.training.loop import evaluate_loss
+
+    if metrics is not None:
+        from genlab.metrics.evaluate import check_features, parse_metrics
+
+        names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics))
+        check_features(features)
+        if not names:
+            raise GenlabError("--metrics needs at least one of fid, kid, is, pr, ppl")
 
     run = RunDir(run_dir)
     saved = run.read_config()
@@ -282,10 +300,27 @@ def evaluate(
         "checkpoint": checkpoint,
         "seed": seed,
     }
-    loss = evaluate_loss(model, data, batch_size=batch_size, device=device, seed=seed)
-    result.update({f"{split}_{k}": v for k, v in loss.items()})
-    if isinstance(model, LikelihoodModel):
-        result.update(negative_log_likelihood(model, data, batch_size=batch_size, seed=seed))
+    if metrics is None:
+        loss = evaluate_loss(model, data, batch_size=batch_size, device=device, seed=seed)
+        result.update({f"{split}_{k}": v for k, v in loss.items()})
+        if isinstance(model, LikelihoodModel):
+            result.update(negative_log_likelihood(model, data, batch_size=batch_size, seed=seed))
+    else:
+        from genlab.metrics.evaluate import SampleMetricOptions, evaluate_samples
+
+        options = SampleMetricOptions(
+            names, n=n, features=features, seed=seed, weights=weights, download=download
+        )
+        reference_id = {"data": saved["data"]["name"], "options": saved["data"]["options"]}
+        result.update(evaluate_samples(model, data, {**reference_id, "split": split}, options))
+        if (run.path / "eval.json").is_file():  # keep the numbers of earlier evaluations
+            try:
+                previous = json.loads((run.path / "eval.json").read_text())
+            except json.JSONDecodeError:
+                previous = {}
+            if isinstance(previous, dict):
+                details = {**previous.get("sample_metrics", {}), **result["sample_metrics"]}
+                result = {**previous, **result, "sample_metrics": details}
     if figures and isinstance(model, Visualizable):
         paths = model.visualize(
             data, run.path / "figures", generator=torch.Generator().manual_seed(seed)

@@ -1,4 +1,4 @@
-"""The `genlab` command: list, train, sample, evaluate, info.
+"""The `genlab` command: list, train, sample, evaluate, fid, info.
 
 Bad input never shows a traceback: a GenlabError (or a usage error) is one line on stderr and
 exit code 2 (3 when training diverged). Set GENLAB_DEBUG=1 to see the traceback of an
@@ -129,11 +129,66 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="seed for binarization and sampling")] = 0,
     checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
     figures: Annotated[bool, typer.Option(help="also write the model's figures")] = True,
+    metrics: Annotated[
+        str | None,
+        typer.Option(help="sample metrics instead of the NLL, e.g. fid,kid,is,pr,ppl"),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="samples for --metrics")] = 10_000,
+    features: Annotated[
+        str, typer.Option(help="inception (reference protocol) or digits (offline)")
+    ] = "inception",
+    weights: Annotated[
+        Path | None, typer.Option(help="feature extractor weights file (Inception or digits)")
+    ] = None,
+    download: Annotated[
+        bool, typer.Option("--download", help="allow downloading pretrained metric weights")
+    ] = False,
 ) -> None:
-    """Test metrics (NLL in nats and bits/dim where defined) into RUN/eval.json, and figures."""
+    """Test metrics (NLL in nats and bits/dim where defined) into RUN/eval.json, and figures.
+
+    With --metrics: FID, KID, Inception Score, precision/recall and PPL from --n samples.
+    """
     from genlab.api import evaluate as evaluate_run
 
-    result = evaluate_run(run, split=split, seed=seed, checkpoint=checkpoint, figures=figures)
+    extra = {}
+    if metrics is not None:  # without --metrics, evaluate exactly as before
+        extra = dict(metrics=metrics, n=n, features=features, weights=weights, download=download)
+    result = evaluate_run(
+        run, split=split, seed=seed, checkpoint=checkpoint, figures=figures, **extra
+    )
+    _console().print_json(json.dumps(result))
+
+
+@app.command()
+def fid(
+    path1: Annotated[Path, typer.Argument(help="folder of images or statistics (.npz)")],
+    path2: Annotated[Path, typer.Argument(help="folder of images or statistics (.npz)")],
+    features: Annotated[
+        str, typer.Option(help="inception (reference protocol) or digits (offline)")
+    ] = "inception",
+    weights: Annotated[Path | None, typer.Option(help="feature extractor weights file")] = None,
+    download: Annotated[
+        bool, typer.Option("--download", help="allow downloading pretrained metric weights")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="images per batch")] = 50,
+    save_stats: Annotated[
+        bool, typer.Option("--save-stats", help="write PATH1's statistics to PATH2 (.npz)")
+    ] = False,
+) -> None:
+    """FID between two folders of images or saved statistics, like pytorch-fid."""
+    from genlab.metrics.evaluate import fid_between
+
+    if batch_size < 1:
+        raise _error(f"--batch-size must be at least 1, got {batch_size}")
+    result = fid_between(
+        path1,
+        path2,
+        features=features,
+        weights=weights,
+        download=download,
+        batch_size=batch_size,
+        save_stats=save_stats,
+    )
     _console().print_json(json.dumps(result))
 
 

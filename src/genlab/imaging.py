@@ -32,9 +32,7 @@ def to_uint8(image: Tensor) -> Tensor:
     return (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
 
 
-def save_image(
-    image: Tensor, path: str | Path, *, nrow: int | None = None, scale: int = 1
-) -> Path:
+def save_image(image: Tensor, path: str | Path, *, nrow: int | None = None, scale: int = 1) -> Path:
     """Write a (C, H, W) image or a (B, C, H, W) batch (as a grid, `nrow` per row) to PNG."""
     from PIL import Image
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from genlab.errors import GenlabError
-from genlab.fileio import fsync_dir
+from genlab.fileio import fsync_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,6 @@ class _MirrorFailed(Exception):
     def __init__(self, message: str, *, unreachable: bool = False):
         super().__init__(message)
         self.unreachable = unreachable
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(

@@ -1,6 +1,8 @@
-"""Negative log-likelihood in nats per example and bits per dimension.
+"""Negative log-likelihood in nats per example, bits per dimension and perplexity.
 
-bits/dim = NLL / (D ln 2), D = the number of values per example (C*H*W for images). The model's
+bits/dim = NLL / (D ln 2), D = the number of values per example (C*H*W for images, the number of
+tokens T for text); for text, perplexity = exp(NLL / T), the exponentiated mean per-token NLL in
+nats (so bits/token = log2 perplexity). The model's
 `log_prob` gives log p(x) of the *discrete* data where the data is discrete (binarized or 8-bit
 levels), exactly or as a lower bound; its `bound_name` says which, and we report it.
 """
@@ -38,9 +40,17 @@ def negative_log_likelihood(
         count += x.shape[0]
         dims = x[0].numel()
     nll = total / max(count, 1)
-    return {
+    result = {
         "nll_nats": nll,
         "bits_per_dim": nll / (dims * math.log(2)) if dims else math.nan,
         "nll_bound": getattr(model, "bound_name", "exact"),
         "nll_examples": count,
     }
+    if getattr(data.spec, "kind", None) == "text" and dims:
+        result["perplexity"] = perplexity(nll / dims)
+    return result
+
+
+def perplexity(nll_nats_per_token: float) -> float:
+    """exp(mean NLL per token in nats); a bound on the NLL gives a bound on the perplexity."""
+    return math.exp(nll_nats_per_token) if nll_nats_per_token < 700 else math.inf

@@ -1,0 +1,446 @@
+"""Sample metrics of a model, and FID between folders or statistics files.
+
+`evaluate_samples` draws n samples through the model contract (`model.sample(b, generator=g)`,
+one seeded generator, batch by batch), passes each batch through the feature extractors it needs
+and keeps only features, so memory never holds more than one batch of images. The real side is
+the run's dataset split; its features and statistics are cached per (dataset, options, split,
+extractor, weights sha256, protocol) under `cache_dir()/stats/`, so the reference is computed
+once.
+
+Feature sets (`features=`):
+- "inception": FID, KID and IS on the FID Inception-v3 (the reference protocol), precision/recall
+  on VGG16 fc2, PPL with LPIPS-VGG16. Needs the pretrained files (see weights.py).
+- "digits": everything on genlab's own digit classifier (trained on first use, offline); PPL
+  uses the squared distance of its features on float images. Keys get a `_digits` suffix
+  ("FID (digits)"): these numbers are not comparable with published ones.
+
+Every metric's entry records the extractor, its weights' sha256, the protocol and the sample
+counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genlab.errors import GenlabError, close_matches
+from genlab.metrics.features import FeatureExtractor, dataset_batches, extract, sample_batches
+from genlab.metrics.fid import (
+    RunningStatistics,
+    feature_statistics,
+    frechet_distance,
+    load_statistics,
+    save_statistics,
+    warn_if_few,
+)
+from genlab.metrics.weights import cache_dir
+
+METRICS = ("fid", "kid", "is", "pr", "ppl")
+FEATURE_SETS = ("inception", "digits")
+
+
+def parse_metrics(text: str | None) -> tuple[str, ...]:
+    """'fid,kid,is' -> ("fid", "kid", "is"); unknown names are a GenlabError."""
+    if not text:
+        return ()
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in METRICS:
+            raise GenlabError(
+                f"unknown metric {name!r}; choose among {', '.join(METRICS)}"
+                f"{close_matches(name, METRICS)}"
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def check_features(features: str) -> str:
+    if features not in FEATURE_SETS:
+        raise GenlabError(
+            f"unknown feature set {features!r}; choose inception or digits"
+            f"{close_matches(features, FEATURE_SETS)}"
+        )
+    return features
+
+
+@dataclass
+class SampleMetricOptions:
+    metrics: tuple[str, ...]
+    n: int = 10_000
+    features: str = "inception"
+    batch_size: int = 50
+    seed: int = 0
+    weights: str | Path | None = None  # the main extractor's file (Inception or digits)
+    download: bool = False
+    use_cache: bool = True  # reference statistics cache
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    ppl_space: str = "z"
+    ppl_sampling: str = "full"
+    ppl_epsilon: float = 1e-4
+
+
+# --- extractors -------------------------------------------------------------------------------
+def main_extractor(
+    features: str, *, weights: str | Path | None = None, download: bool = False
+) -> FeatureExtractor:
+    """The extractor of FID, KID and IS for a feature set."""
+    if check_features(features) == "digits":
+        from genlab.metrics.digits import load_digits_extractor
+
+        return load_digits_extractor(weights)
+    from genlab.metrics.inception import load_inception
+
+    return load_inception(weights, download=download)
+
+
+def _suffix(features: str) -> str:
+    return "" if features == "inception" else f"_{features}"
+
+
+# --- the reference side -----------------------------------------------------------------------
+def _protocol_digest(described: dict[str, Any]) -> str:
+    text = json.dumps(described, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def reference_cache_path(reference_id: dict[str, Any], extractor: FeatureExtractor) -> Path:
+    """cache_dir()/stats/<data>-<split>-<extractor>-<weights sha>-<digest>.npz"""
+    described = extractor.describe()
+    name = str(reference_id.get("data", "data"))
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]
+    digest = _protocol_digest({"reference": reference_id, "extractor": described})
+    sha = str(described.get("weights_sha256") or "none")[:12]
+    return (
+        cache_dir()
+        / "stats"
+        / f"{safe}-{reference_id.get('split', 'all')}-{extractor.name}-{sha}-{digest}.npz"
+    )
+
+
+def reference_features(
+    data: Any,
+    extractor: FeatureExtractor,
+    reference_id: dict[str, Any],
+    *,
+    batch_size: int,
+    use_cache: bool = True,
+    device: Any = "cpu",
+) -> tuple[Tensor, Path | None]:
+    """Features of every example of `data` (cached as .npz with their mu and sigma)."""
+    path = reference_cache_path(reference_id, extractor) if use_cache else None
+    if path is not None and path.is_file():
+        cached = load_statistics(path)
+        if "features" in cached:
+            return torch.from_numpy(cached["features"]), path
+    features = extract(extractor, dataset_batches(data, batch_size), device=device)["features"]
+    if path is not None:
+        mu, sigma = feature_statistics(features)
+        save_statistics(
+            path,
+            mu,
+            sigma,
+            features=features.numpy(),
+            n=len(features),
+            extractor=json.dumps(extractor.describe(), sort_keys=True, default=str),
+            reference=json.dumps(reference_id, sort_keys=True, default=str),
+        )
+    return features, path
+
+
+# --- the generated side -----------------------------------------------------------------------
+def _generated_outputs(
+    model: Any,
+    extractors: dict[str, tuple[FeatureExtractor, tuple[str, ...]]],
+    *,
+    n: int,
+    batch_size: int,
+    seed: int,
+    device: Any,
+) -> dict[str, dict[str, Tensor]]:
+    """One pass over n samples; every extractor sees every batch; only outputs are kept."""
+    kept: dict[str, dict[str, list[Tensor]]] = {
+        key: {name: [] for name in outputs} for key, (_, outputs) in extractors.items()
+    }
+    batches: Iterator[Tensor] = sample_batches(
+        model.sample, n, batch_size, seed=seed, device=device
+    )
+    with torch.inference_mode():
+        for images in batches:
+            for key, (extractor, outputs) in extractors.items():
+                out = extractor(extractor.preprocess(images))
+                for name in outputs:
+                    kept[key][name].append(out[name].float().cpu())
+    return {
+        key: {name: torch.cat(parts) for name, parts in by_name.items()}
+        for key, by_name in kept.items()
+    }
+
+
+def _ppl(model: Any, features: str, main: FeatureExtractor, options: SampleMetricOptions, device):
+    from genlab.metrics.ppl import model_ppl_callables, perceptual_path_length
+
+    callables = model_ppl_callables(model, options.ppl_space)
+    if features == "digits":
+        distance = main.float_distance  # type: ignore[attr-defined]
+        described = {
+            "distance": "squared L2 of digit features of float images",
+            "features": main.describe(),
+        }
+    else:
+        from genlab.metrics.vgg import load_lpips
+
+        lpips = load_lpips(download=options.download).to(device)
+        distance = lpips
+        described = lpips.describe()
+    with torch.inference_mode():
+        result = perceptual_path_length(
+            callables["synthesize"],
+            callables["sample_latent"],
+            distance,
+            n=options.n,
+            epsilon=options.ppl_epsilon,
+            space=options.ppl_space,
+            sampling=options.ppl_sampling,
+            mapping=callables["mapping"],
+            batch_size=options.batch_size,
+            seed=options.seed,
+        )
+    return {**result, "distance": described}
+
+
+def evaluate_samples(
+    model: Any,
+    reference: Any,
+    reference_id: dict[str, Any],
+    options: SampleMetricOptions,
+) -> dict[str, Any]:
+    """The requested sample metrics of `model` against the dataset `reference`.
+
+    Returns flat numbers (e.g. "fid", "kid_mean" or "fid_digits") and, under "sample_metrics",
+    one entry per metric with the extractor, weights sha256, protocol and sample counts.
+    """
+    metrics = options.metrics
+    features = check_features(options.features)
+    if options.n < 2:
+        raise GenlabError(f"--n must be at least 2 for sample metrics, got {options.n}")
+    spec = getattr(reference, "spec", None)
+    if features == "digits" and spec is not None and tuple(spec.shape)[:1] != (1,):
+        raise GenlabError(
+            f"digit features judge grey digit images; this data has shape {tuple(spec.shape)} "
+            "(use --features inception)"
+        )
+    device = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
+    suffix = _suffix(features)
+    flat: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    common = {"n_generated": options.n, "seed": options.seed, "batch_size": options.batch_size}
+
+    needs_main = any(m in metrics for m in ("fid", "kid", "is")) or (
+        features == "digits" and any(m in metrics for m in ("pr", "ppl"))
+    )
+    main = None
+    if needs_main:
+        main = main_extractor(features, weights=options.weights, download=options.download)
+        main = main.to(device)  # type: ignore[attr-defined]
+    extractors: dict[str, tuple[FeatureExtractor, tuple[str, ...]]] = {}
+    main_outputs = []
+    if any(m in metrics for m in ("fid", "kid")) or (features == "digits" and "pr" in metrics):
+        main_outputs.append("features")
+    if "is" in metrics:
+        main_outputs.append("logits")
+    if main is not None and main_outputs:
+        extractors["main"] = (main, tuple(main_outputs))
+    if "pr" in metrics and features == "inception":
+        from genlab.metrics.vgg import load_vgg_features
+
+        vgg = load_vgg_features(download=options.download).to(device)
+        extractors["pr"] = (vgg, ("features",))
+
+    generated = {}
+    if extractors:
+        generated = _generated_outputs(
+            model,
+            extractors,
+            n=options.n,
+            batch_size=options.batch_size,
+            seed=options.seed,
+            device=device,
+        )
+
+    def real(key: str) -> tuple[Tensor, Path | None]:
+        extractor = extractors[key][0]
+        return reference_features(
+            reference,
+            extractor,
+            reference_id,
+            batch_size=options.batch_size,
+            use_cache=options.use_cache,
+            device=device,
+        )
+
+    if any(m in metrics for m in ("fid", "kid")):
+        assert main is not None
+        real_features, cached = real("main")
+        fake_features = generated["main"]["features"]
+        entry_common = {
+            **common,
+            "n_reference": len(real_features),
+            "reference": {**reference_id, "cache": str(cached) if cached else None},
+            "features": main.describe(),
+        }
+        if "fid" in metrics:
+            notes = [
+                m
+                for m in (
+                    warn_if_few(len(fake_features), fake_features.shape[1], "generated features"),
+                    warn_if_few(len(real_features), real_features.shape[1], "reference features"),
+                )
+                if m
+            ]
+            mu1, s1 = feature_statistics(real_features)
+            mu2, s2 = feature_statistics(fake_features)
+            value = frechet_distance(mu1, s1, mu2, s2)
+            flat[f"fid{suffix}"] = value
+            details[f"fid{suffix}"] = {"value": value, **entry_common, "warnings": notes}
+        if "kid" in metrics:
+            from genlab.metrics.kid import kernel_distance
+
+            kid = kernel_distance(
+                real_features,
+                fake_features,
+                subsets=options.kid_subsets,
+                subset_size=options.kid_subset_size,
+                seed=options.seed,
+            )
+            flat[f"kid{suffix}_mean"], flat[f"kid{suffix}_std"] = kid["kid_mean"], kid["kid_std"]
+            details[f"kid{suffix}"] = {**kid, **entry_common}
+    if "is" in metrics:
+        from genlab.metrics.inception_score import inception_score
+
+        assert main is not None
+        score = inception_score(generated["main"]["logits"], seed=options.seed)
+        flat[f"is{suffix}_mean"], flat[f"is{suffix}_std"] = score["is_mean"], score["is_std"]
+        details[f"is{suffix}"] = {**score, **common, "features": main.describe()}
+    if "pr" in metrics:
+        from genlab.metrics.precision_recall import precision_recall
+
+        key = "pr" if "pr" in extractors else "main"
+        real_features, cached = real(key)
+        pr = precision_recall(real_features, generated[key]["features"])
+        flat[f"precision{suffix}"], flat[f"recall{suffix}"] = pr["precision"], pr["recall"]
+        details[f"pr{suffix}"] = {
+            **pr,
+            **common,
+            "n_reference": len(real_features),
+            "reference": {**reference_id, "cache": str(cached) if cached else None},
+            "features": extractors[key][0].describe(),
+        }
+    if "ppl" in metrics:
+        assert main is not None or features == "inception"
+        result = _ppl(model, features, main, options, device)  # type: ignore[arg-type]
+        flat[f"ppl{suffix}"] = result["ppl"]
+        details[f"ppl{suffix}"] = {**result, "seed": options.seed, "batch_size": options.batch_size}
+    return {**flat, "sample_metrics": details}
+
+
+# --- FID between two folders or statistics files (`genlab fid`) -------------------------------
+def folder_batches(folder: Path, batch_size: int) -> Iterator[Tensor]:
+    """Every image under `folder` as float RGB in [0, 1]; consecutive same-size images batched."""
+    from PIL import Image, UnidentifiedImageError
+
+    from genlab.data.folder import image_files
+
+    files = image_files(folder)
+    if not files:
+        raise GenlabError(f"no images (png, jpg, jpeg, bmp, gif, webp) under {folder}")
+    pending: list[Tensor] = []
+    for file in files:
+        try:
+            with Image.open(file) as opened:
+                array = np.asarray(opened.convert("RGB"), dtype=np.uint8)
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise GenlabError(f"cannot read image {file}: {e}") from None
+        image = torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255  # (3, H, W)
+        if pending and (pending[0].shape != image.shape or len(pending) == batch_size):
+            yield torch.stack(pending)
+            pending = []
+        pending.append(image)
+    if pending:
+        yield torch.stack(pending)
+
+
+def path_statistics(
+    path: str | Path, extractor: FeatureExtractor, *, batch_size: int = 50, device: Any = "cpu"
+) -> dict[str, Any]:
+    """mu, sigma, n of a folder of images or a saved .npz."""
+    path = Path(path)
+    described = extractor.describe()
+    if path.is_file() and path.suffix == ".npz":
+        saved = load_statistics(path)
+        if "extractor" in saved:
+            theirs = json.loads(str(saved["extractor"]))
+            if theirs.get("extractor") != described.get("extractor") or (
+                theirs.get("weights_sha256") != described.get("weights_sha256")
+            ):
+                raise GenlabError(
+                    f"{path} holds statistics of {theirs.get('extractor')} (weights sha256 "
+                    f"{str(theirs.get('weights_sha256'))[:12]}...), not of "
+                    f"{described.get('extractor')} ({str(described.get('weights_sha256'))[:12]}...)"
+                )
+        n = int(saved["n"]) if "n" in saved else None
+        return {"mu": saved["mu"], "sigma": saved["sigma"], "n": n, "source": "statistics"}
+    if not path.is_dir():
+        raise GenlabError(f"{path} is neither a folder of images nor an .npz statistics file")
+    stats = RunningStatistics()
+    extract(
+        extractor,
+        folder_batches(path, batch_size),
+        device=device,
+        on_batch=lambda out: stats.update(out["features"]),
+    )
+    warn_if_few(stats.n, extractor.dim, f"features of {path}")
+    return {"mu": stats.mean(), "sigma": stats.covariance(), "n": stats.n, "source": "images"}
+
+
+def fid_between(
+    path1: str | Path,
+    path2: str | Path,
+    *,
+    features: str = "inception",
+    weights: str | Path | None = None,
+    download: bool = False,
+    batch_size: int = 50,
+    save_stats: bool = False,
+) -> dict[str, Any]:
+    """FID between two folders / .npz files; with save_stats, write PATH1's statistics to PATH2."""
+    extractor = main_extractor(features, weights=weights, download=download)
+    described = extractor.describe()
+    first = path_statistics(path1, extractor, batch_size=batch_size)
+    if save_stats:
+        out = Path(path2)
+        if out.suffix != ".npz":
+            raise GenlabError(f"--save-stats writes an .npz file, got {out}")
+        save_statistics(
+            out,
+            first["mu"],
+            first["sigma"],
+            n=first["n"] if first["n"] is not None else -1,
+            extractor=json.dumps(described, sort_keys=True, default=str),
+        )
+        return {"saved": str(out), "n": first["n"], "features": described}
+    second = path_statistics(path2, extractor, batch_size=batch_size)
+    value = frechet_distance(first["mu"], first["sigma"], second["mu"], second["sigma"])
+    return {
+        f"fid{_suffix(features)}": value,
+        "n1": first["n"],
+        "n2": second["n"],
+        "features": described,
+    }
