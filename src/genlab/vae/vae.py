@@ -548,7 +548,9 @@ class VAE(nn.Module):
         self.eval()
         device = next(self.parameters()).device
         n = min(len(data), 1000)
-        batch = data.batch(torch.arange(n))
+        # a seeded random subset: splits are often sorted by class, and the interpolation
+        # pairs below should join different digits
+        batch = data.batch(torch.randperm(len(data), generator=generator)[:n])
         x = self.prepare(batch_inputs(batch).to(device), generator=generator)
         labels = batch_labels(batch)
         paths = []
