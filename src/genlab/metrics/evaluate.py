@@ -36,6 +36,7 @@ from genlab.metrics.features import FeatureExtractor, dataset_batches, extract, 
 from genlab.metrics.fid import (
     RunningStatistics,
     feature_statistics,
+    fid_from_features,
     frechet_distance,
     load_statistics,
     save_statistics,
@@ -297,19 +298,15 @@ def evaluate_samples(
             "features": main.describe(),
         }
         if "fid" in metrics:
-            notes = [
-                m
-                for m in (
-                    warn_if_few(len(fake_features), fake_features.shape[1], "generated features"),
-                    warn_if_few(len(real_features), real_features.shape[1], "reference features"),
-                )
-                if m
-            ]
-            mu1, s1 = feature_statistics(real_features)
-            mu2, s2 = feature_statistics(fake_features)
-            value = frechet_distance(mu1, s1, mu2, s2)
-            flat[f"fid{suffix}"] = value
-            details[f"fid{suffix}"] = {"value": value, **entry_common, "warnings": notes}
+            fid = fid_from_features(
+                real_features, fake_features, names=("reference features", "generated features")
+            )
+            flat[f"fid{suffix}"] = fid["fid"]
+            details[f"fid{suffix}"] = {
+                "value": fid["fid"],
+                **entry_common,
+                "warnings": fid["warnings"],
+            }
         if "kid" in metrics:
             from genlab.metrics.kid import kernel_distance
 

@@ -141,12 +141,23 @@ def warn_if_few(n: int, dim: int, what: str = "features") -> str | None:
     return None
 
 
-def fid_from_features(features1: Any, features2: Any) -> dict[str, Any]:
+def fid_from_features(
+    features1: Any, features2: Any, *, names: tuple[str, str] = ("features", "features")
+) -> dict[str, Any]:
+    """FID of two feature sets; "warnings" lists each set with fewer rows than dimensions."""
     f1, f2 = _as_float64(features1), _as_float64(features2)
-    notes = [m for m in (warn_if_few(len(f1), f1.shape[1]), warn_if_few(len(f2), f2.shape[1])) if m]
+    notes = [
+        m
+        for m in (
+            warn_if_few(len(f1), f1.shape[1], names[0]),
+            warn_if_few(len(f2), f2.shape[1], names[1]),
+        )
+        if m
+    ]
     mu1, s1 = feature_statistics(f1)
     mu2, s2 = feature_statistics(f2)
     out: dict[str, Any] = {"fid": frechet_distance(mu1, s1, mu2, s2), "n1": len(f1), "n2": len(f2)}
+    out["warnings"] = notes
     if notes:
         out["warning"] = notes[0]
     return out
