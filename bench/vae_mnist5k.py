@@ -14,9 +14,7 @@ is the training loop alone, measured with time.perf_counter on this machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine, write_json
 from genlab.config import apply_overrides, parse_overrides, to_dict
 from genlab.contract import config_for_data
 from genlab.data.base import batch_inputs
@@ -116,15 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "benchmark": "vae_mnist5k",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "processor": platform.processor() or platform.machine(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            # other jobs on the machine slow the timing; the 1-minute load average says how busy
-            "load_average_at_end": os.getloadavg()[0],
-        },
+        # other jobs on the machine slow the timing; the 1-minute load average says how busy
+        "machine": {**machine(), "load_average_at_end": os.getloadavg()[0]},
         "train_examples": len(train_data),
         "test_examples": nll["nll_examples"],
         "train_seconds": round(train_s, 1),
@@ -151,9 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_json(args.out, result)
     print(f"wrote {out}")
     return result
 

@@ -113,6 +113,13 @@ def test_resume_extends_a_finished_run(trained, capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "vae", "--out", copy, "--resume", "--steps", "25", "-q")
     assert code == 0, err
     assert (copy / "checkpoints" / "step-00000025").is_dir()
+    # resuming a finished run on a chosen device is a no-op, not a crash
+    code, _, err = run_cli(
+        capsys, "train", "vae", "--out", copy, "--resume", "--device", "cpu", "-q"
+    )
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "train", "vae", "--out", copy, "--resume", "-o", "latent_dim=3")
+    assert_one_line_error(code, err, "only --steps and --device may change")
 
 
 @pytest.mark.parametrize(

@@ -110,8 +110,10 @@ def train_run(
     run = RunDir(out)
     overrides = dict(overrides or {})
     if resume:
-        if overrides or config_file is not None or seed is not None:
-            raise GenlabError("--resume continues a run as configured; only --steps may change")
+        if set(overrides) - {"train.device"} or config_file is not None or seed is not None:
+            raise GenlabError(
+                "--resume continues a run as configured; only --steps and --device may change"
+            )
         saved = run.read_config()
         if saved["model"] != model_name or (data_name and saved["data"]["name"] != data_name):
             raise GenlabError(
@@ -128,6 +130,8 @@ def train_run(
 
             if launched_rank() == 0:
                 atomic_write_text(run.config_path, json.dumps(saved, indent=2) + "\n")
+        if "train.device" in overrides:  # where to run is this machine's choice, not the run's
+            train_cfg = dataclasses.replace(train_cfg, device=overrides["train.device"])
         data_name, data_options = saved["data"]["name"], saved["data"]["options"]
     else:
         if not data_name:
@@ -346,7 +350,7 @@ def info(run_dir: str | Path) -> dict[str, Any]:
         "steps_planned": saved.get("train", {}).get("steps"),
         "checkpoints": [p.name for p in run.step_checkpoints()],
         "has_best": (run.checkpoints_dir / "best").is_dir(),
-        "parameters": None,
+        "weight_values": None,  # numbers in model.safetensors (parameters and buffers)
         "genlab_version": saved.get("genlab_version"),
         "git_commit": saved.get("git_commit"),
         "created": saved.get("created"),
@@ -354,7 +358,7 @@ def info(run_dir: str | Path) -> dict[str, Any]:
         "train": saved.get("train"),
     }
     if (run.path / WEIGHTS).is_file():
-        out["parameters"] = sum(t.numel() for t in load_weights(run.path / WEIGHTS).values())
+        out["weight_values"] = sum(t.numel() for t in load_weights(run.path / WEIGHTS).values())
     if (run.path / "eval.json").is_file():
         try:
             out["eval"] = json.loads((run.path / "eval.json").read_text())

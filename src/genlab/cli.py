@@ -86,15 +86,12 @@ def train(
             overrides[key] = value
     if resume and out is None:
         raise _error("--resume needs --out RUN (the run to continue)")
-    if resume and set(overrides) - {"train.device"}:
-        raise _error("--resume continues a run as configured; only --steps and --device may change")
     out = out or Path("runs") / f"{model}-{(data or 'data').replace(':', '-').replace('/', '-')}"
-    run_overrides = {} if resume else overrides
     path, summary = train_run(
         model,
         data,
         out,
-        overrides=run_overrides,
+        overrides=overrides,
         config_file=config,
         steps=steps,
         seed=seed,

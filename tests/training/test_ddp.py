@@ -16,7 +16,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_cpu_ranks_hold_identical_weights(tmp_path):
+def torchrun(*args: str) -> None:
+    """Run `args` under torchrun with 2 CPU processes (one thread each); assert success."""
     cmd = [
         sys.executable,
         "-m",
@@ -27,11 +28,15 @@ def test_two_cpu_ranks_hold_identical_weights(tmp_path):
         "127.0.0.1",
         "--master-port",
         str(free_port()),
-        str(WORKER),
-        str(tmp_path),
+        *args,
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_two_cpu_ranks_hold_identical_weights(tmp_path):
+    torchrun(str(WORKER), str(tmp_path))
     rank0 = load_file(str(tmp_path / "rank0.safetensors"))
     rank1 = load_file(str(tmp_path / "rank1.safetensors"))
     for k in rank0:
@@ -44,16 +49,15 @@ def test_two_cpu_ranks_hold_identical_weights(tmp_path):
 
 def test_torchrun_of_the_cli_trains_one_run(tmp_path):
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(free_port()),
+    tiny = [
+        "channels=4",
+        "blocks_high=0",
+        "blocks_low=1",
+        "latent_dim=2",
+        "train.batch_size=16",
+        "train.checkpoint_every=6",
+    ]
+    torchrun(
         "-m",
         "genlab.cli",
         "train",
@@ -65,22 +69,8 @@ def test_torchrun_of_the_cli_trains_one_run(tmp_path):
         "-q",
         "--out",
         str(out),
-        "-o",
-        "channels=4",
-        "-o",
-        "blocks_high=0",
-        "-o",
-        "blocks_low=1",
-        "-o",
-        "latent_dim=2",
-        "-o",
-        "train.batch_size=16",
-        "-o",
-        "train.checkpoint_every=6",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+        *[a for o in tiny for a in ("-o", o)],
+    )
     assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("step")) == [
         "step-00000006",
         "step-00000012",

@@ -20,6 +20,11 @@ class EMA:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.updates = 0
+        # averaged: floating-point parameters; copied: everything else (buffers, int tensors)
+        params = {name for name, _ in model.named_parameters()}
+        self.averaged = {
+            k for k, v in model.state_dict().items() if k in params and v.is_floating_point()
+        }
         self.shadow: dict[str, Tensor] = {
             k: v.detach().clone().float() for k, v in model.state_dict().items()
         }
@@ -28,9 +33,8 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
-        params = dict(model.named_parameters())
         for name, value in model.state_dict().items():
-            if name in params and value.is_floating_point():
+            if name in self.averaged:
                 self.shadow[name].lerp_(value.float(), 1.0 - decay)
             else:
                 self.shadow[name].copy_(value)

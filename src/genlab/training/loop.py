@@ -356,6 +356,7 @@ def train(
     last_saved = step if resume else None
     tic, tic_step = time.perf_counter(), step
     summary: dict[str, float] = {}
+    logged: dict[str, float] = {}  # the last step's loss terms (none when resuming a finished run)
 
     def checkpoint(is_best: bool) -> None:
         nonlocal last_saved
@@ -463,7 +464,7 @@ def train(
         bar.close()
         if log is not None:
             log.close()
-    summary.update({"step": step, "train_loss": logged.get("loss", math.nan) if step else math.nan})
+    summary.update({"step": step, "train_loss": logged.get("loss", math.nan)})
     if math.isfinite(best):
         summary["best_val_loss"] = best
     return summary

@@ -436,12 +436,12 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)  # (B, D) each
         components = self.prior_components()  # None for N(0, I)
         eps = torch.randn(cfg.train_k, *mu.shape, device=x.device, dtype=mu.dtype)  # (k, B, D)
-        log_qz = -0.5 * (eps.pow(2) + math.log(2 * math.pi) + logvar).sum(-1)  # (k, B)
         if components is None:
             kl_per_dim = self.kl_divergence(mu, logvar)  # (B, D), closed form
             kl = kl_per_dim.sum(1)  # (B,)
         else:  # one-sample estimate per draw: log q(z|x) - log p(z), averaged over the k draws
             z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, D)
+            log_qz = -0.5 * (eps.pow(2) + math.log(2 * math.pi) + logvar).sum(-1)  # (k, B)
             kl = (log_qz - self.log_prior(z, components)).mean(0)  # (B,)
         if cfg.train_k == 1:
             params = self.decode(mu + torch.exp(0.5 * logvar) * eps[0])  # reparameterization
