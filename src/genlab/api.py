@@ -26,12 +26,12 @@ from torch import nn
 
 from genlab import __version__
 from genlab.config import apply_overrides, from_dict, to_dict
-from genlab.contract import LikelihoodModel, Visualizable, config_for_data
+from genlab.contract import LikelihoodModel, Visualizable, config_for_data, trainer_module
 from genlab.errors import GenlabError
 from genlab.fileio import atomic_write_text
 from genlab.registry import model_class
 from genlab.training.checkpoint import EMA_WEIGHTS, WEIGHTS, RunDir, load_weights
-from genlab.training.loop import TrainConfig, select_device, train
+from genlab.training.loop import select_device
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def split_overrides(
     return model, training, data
 
 
-def load_datasets(data_name: str, options: dict[str, Any], cfg: TrainConfig):
+def load_datasets(data_name: str, options: dict[str, Any], cfg: Any):
     from genlab.data import load_dataset
 
     train_data = load_dataset(data_name, cfg.train_split, **options)
@@ -105,12 +105,22 @@ def train_run(
     seed: int | None = None,
     resume: bool = False,
     progress: bool = True,
+    preset: str | None = None,
 ) -> tuple[Path, dict[str, float]]:
-    """Train (or resume) a run; returns the run directory and the final metrics."""
+    """Train (or resume) a run; returns the run directory and the final metrics.
+
+    Settings are layered, later wins: the model's `train_defaults`, the named `preset` (the
+    model class's `presets`, e.g. "gpu"), the config file, then `overrides` and steps/seed.
+    """
     run = RunDir(out)
     overrides = dict(overrides or {})
     if resume:
-        if set(overrides) - {"train.device"} or config_file is not None or seed is not None:
+        if (
+            set(overrides) - {"train.device"}
+            or config_file is not None
+            or seed is not None
+            or preset is not None
+        ):
             raise GenlabError(
                 "--resume continues a run as configured; only --steps and --device may change"
             )
@@ -121,8 +131,9 @@ def train_run(
                 f"not {model_name} on {data_name}"
             )
         cls = model_class(saved["model"])
+        loop = trainer_module(cls)
         model_cfg = from_dict(cls.Config, saved["model_config"], prefix="model_config.")
-        train_cfg = from_dict(TrainConfig, saved["train"], prefix="train.")
+        train_cfg = from_dict(loop.TrainConfig, saved["train"], prefix="train.")
         if steps is not None:
             train_cfg = dataclasses.replace(train_cfg, steps=steps)
             saved["train"] = to_dict(train_cfg)
@@ -137,10 +148,13 @@ def train_run(
         if not data_name:
             raise GenlabError("--data is required (e.g. --data mnist-5k; `genlab list` shows all)")
         cls = model_class(model_name)
-        file_cfg = _read_config_file(config_file) if config_file else {}
+        loop = trainer_module(cls)
+        file_cfg = _layered(
+            _preset(cls, model_name, preset), _read_config_file(config_file) if config_file else {}
+        )
         model_over, train_over, data_options = split_overrides(overrides)
         train_cfg = from_dict(
-            TrainConfig,
+            loop.TrainConfig,
             {**getattr(cls, "train_defaults", {}), **file_cfg.get("train", {})},
             prefix="train.",
         )
@@ -166,6 +180,7 @@ def train_run(
             run.create(
                 {
                     "model": model_name,
+                    "preset": preset,
                     "model_config": to_dict(model_cfg),
                     "data": {"name": data_name, "options": data_options},
                     "train": to_dict(train_cfg),
@@ -177,8 +192,33 @@ def train_run(
             )
     torch.manual_seed(train_cfg.seed)  # the initial weights depend on the seed only
     model = build_model(model_name, model_cfg)
-    summary = train(model, train_data, val_data, train_cfg, run, resume=resume, progress=progress)
+    summary = loop.train(
+        model, train_data, val_data, train_cfg, run, resume=resume, progress=progress
+    )
     return run.path, summary
+
+
+def _preset(cls: type, model_name: str, name: str | None) -> dict[str, Any]:
+    """The model's named preset ({"model_config": ..., "train": ...}), {} for none."""
+    if name is None:
+        return {}
+    presets = getattr(cls, "presets", {})
+    if name not in presets:
+        known = ", ".join(presets) or "none"
+        raise GenlabError(f"{model_name} has no preset {name!r} (presets: {known})")
+    return presets[name]
+
+
+def _layered(lower: dict[str, Any], upper: dict[str, Any]) -> dict[str, Any]:
+    """Two config-file dicts merged section by section; `upper` wins."""
+    merged = {
+        key: {**lower.get(key, {}), **upper.get(key, {})} for key in ("model_config", "train")
+    }
+    options = {
+        **lower.get("data", {}).get("options", {}),
+        **upper.get("data", {}).get("options", {}),
+    }
+    return {**merged, "data": {"options": options}}
 
 
 def _read_config_file(path: str | Path) -> dict[str, Any]:
@@ -223,8 +263,17 @@ def load(run_dir: str | Path, *, checkpoint: str = "last", ema: bool = True, dev
 
 
 def sample(
-    run_dir: str | Path, n: int, out: str | Path, *, seed: int = 0, checkpoint: str = "last"
+    run_dir: str | Path,
+    n: int,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    checkpoint: str = "last",
+    label: int | None = None,
+    truncation: float | None = None,
 ) -> Path:
+    """Draw n samples into a picture; `label` (conditional models) and `truncation` (StyleGAN's
+    psi) are passed to `model.sample` only when given, and only to models that take them."""
     from genlab.imaging import save_samples_figure
 
     if n < 1:
@@ -232,9 +281,15 @@ def sample(
     out = Path(out)
     _check_writable(out)
     model = load(run_dir, checkpoint=checkpoint)
+    cond = _sample_conditions(model, labels=label, truncation=truncation)
     device = next(model.parameters()).device
     with torch.no_grad():
-        samples = model.sample(n, generator=torch.Generator(device=device).manual_seed(seed))
+        try:
+            samples = model.sample(
+                n, generator=torch.Generator(device=device).manual_seed(seed), **cond
+            )
+        except ValueError as e:
+            raise GenlabError(f"cannot sample: {e}") from None
     try:
         written = save_samples_figure(samples, out)
     except OSError as e:
@@ -242,6 +297,75 @@ def sample(
     if not written:
         raise GenlabError(f"this model's samples (shape {tuple(samples.shape)}) have no picture")
     return out
+
+
+def _sample_conditions(model: nn.Module, **given: Any) -> dict[str, Any]:
+    """The keyword arguments of model.sample that were given; a GenlabError if it lacks one."""
+    import inspect
+
+    accepted = inspect.signature(model.sample).parameters
+    cond = {k: v for k, v in given.items() if v is not None}
+    for key, value in cond.items():
+        if key not in accepted:
+            flag = {"labels": "--label", "truncation": "--truncation"}.get(key, key)
+            raise GenlabError(f"{type(model).__name__} does not take {flag}")
+        if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+            raise GenlabError(f"--{key} must be a number >= 0, got {value}")
+    return cond
+
+
+def interpolate(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    walks: int = 8,
+    keyframes: int = 4,
+    frames: int = 12,
+    seed: int = 0,
+    checkpoint: str = "last",
+    duration_ms: int = 80,
+) -> Path:
+    """A latent walk as a looping GIF: `walks` images side by side, each moving through
+    `keyframes` random latents (and back to the first), `frames` frames per segment.
+
+    Models with a mapping network (StyleGenerator) walk linearly in W; other latent generators
+    (LatentGenerator) walk along great circles in Z (slerp), as in the PPL protocol.
+    """
+    from genlab.imaging import save_gif
+    from genlab.metrics.ppl import LatentGenerator, StyleGenerator, lerp, slerp
+
+    for name, value, low in (
+        ("walks", walks, 1),
+        ("keyframes", keyframes, 2),
+        ("frames", frames, 1),
+    ):
+        if value < low:
+            raise GenlabError(f"--{name} must be at least {low}, got {value}")
+    out = Path(out)
+    if out.suffix.lower() != ".gif":
+        raise GenlabError(f"--out must name a .gif file, got {out}")
+    _check_writable(out)
+    model = load(run_dir, checkpoint=checkpoint)
+    if not isinstance(model, LatentGenerator):
+        raise GenlabError(f"{type(model).__name__} has no latent space to walk through")
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    with torch.no_grad():
+        keys = [model.sample_latent(walks, generator=generator) for _ in range(keyframes)]
+        if isinstance(model, StyleGenerator):
+            keys, mix, draw = [model.mapping(z) for z in keys], lerp, model.synthesis
+        else:
+            mix, draw = slerp, model.generate
+        pictures = []
+        for a, b in zip(keys, keys[1:] + keys[:1], strict=True):
+            for i in range(frames):
+                t = torch.full((walks,), i / frames, device=a.device, dtype=a.dtype)
+                pictures.append(draw(mix(a, b, t)))  # (walks, C, H, W)
+    if pictures[0].dim() != 4:
+        raise GenlabError(f"{type(model).__name__} does not generate images")
+    try:
+        return save_gif(pictures, out, duration_ms=duration_ms)
+    except OSError as e:
+        raise GenlabError(f"cannot write {out}: {e.strerror}") from None
 
 
 def _check_writable(out: Path) -> None:

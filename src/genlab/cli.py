@@ -1,4 +1,4 @@
-"""The `genlab` command: list, train, sample, evaluate, fid, info.
+"""The `genlab` command: list, train, sample, interpolate, evaluate, fid, info.
 
 Bad input never shows a traceback: a GenlabError (or a usage error) is one line on stderr and
 exit code 2 (3 when training diverged). Set GENLAB_DEBUG=1 to see the traceback of an
@@ -65,6 +65,9 @@ def train(
     config: Annotated[
         Path | None, typer.Option(help="JSON/YAML file with model_config/train/data")
     ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="a named setting of the model, e.g. gpu (larger nets)")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out exactly")] = False,
     seed: Annotated[int | None, typer.Option(help="random seed (train.seed)")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the loss")] = False,
@@ -97,6 +100,7 @@ def train(
         seed=seed,
         resume=resume,
         progress=not quiet and sys.stderr.isatty(),
+        preset=preset,
     )
     shown = ", ".join(
         f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
@@ -111,11 +115,38 @@ def sample(
     out: Annotated[Path, typer.Option(help="output picture (PNG)")] = Path("samples.png"),
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
+    label: Annotated[
+        int | None, typer.Option(help="class of every sample (conditional models)")
+    ] = None,
+    truncation: Annotated[
+        float | None, typer.Option(help="truncation psi in [0, 1] (StyleGAN): 1 = none")
+    ] = None,
 ) -> None:
     """Draw --n samples from a trained run and save them as a picture."""
     from genlab.api import sample as sample_run
 
-    path = sample_run(run, n, out, seed=seed, checkpoint=checkpoint)
+    path = sample_run(
+        run, n, out, seed=seed, checkpoint=checkpoint, label=label, truncation=truncation
+    )
+    _console().print(f"wrote {path}")
+
+
+@app.command()
+def interpolate(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    out: Annotated[Path, typer.Option(help="output animation (.gif)")] = Path("walk.gif"),
+    walks: Annotated[int, typer.Option(help="latent walks side by side")] = 8,
+    keyframes: Annotated[int, typer.Option(help="random latents each walk visits")] = 4,
+    frames: Annotated[int, typer.Option(help="frames between two keyframes")] = 12,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
+) -> None:
+    """A looping latent walk (slerp in Z, or lerp in W for StyleGAN) as a GIF."""
+    from genlab.api import interpolate as interpolate_run
+
+    path = interpolate_run(
+        run, out, walks=walks, keyframes=keyframes, frames=frames, seed=seed, checkpoint=checkpoint
+    )
     _console().print(f"wrote {path}")
 
 

@@ -20,6 +20,10 @@ Optional parts, each found by `isinstance` against the protocols below, never by
 - `visualize(data, out_dir, *, generator)`: write the model's figures, return their paths.
 - `train_defaults`: a dict of TrainConfig values this model trains well with on a CPU.
 - `bound_name`: what `log_prob` returns ("exact" or e.g. "IWAE bound, k=256").
+- `trainer`: the module of the loop that trains this model ("genlab.training.loop" when absent);
+  a loop module exports `TrainConfig` and `train(model, train_data, val_data, cfg, run, ...)`.
+- Adversarial models (GANs, see `AdversarialModel`) hold `generator` and `discriminator` and add
+  `discriminator_loss` / `generator_loss`; their `loss` is for evaluation only.
 Image models return samples as float (B, C, H, W) in [0, 1].
 """
 
@@ -47,6 +51,26 @@ class GenerativeModel(Protocol):
 @runtime_checkable
 class LikelihoodModel(GenerativeModel, Protocol):
     def log_prob(self, x: Tensor, *, generator: Any = None) -> Tensor: ...
+
+
+@runtime_checkable
+class AdversarialModel(GenerativeModel, Protocol):
+    generator: Any
+    discriminator: Any
+
+    def discriminator_loss(self, batch: Any, tricks: Any, step: int) -> dict[str, Tensor]: ...
+
+    def generator_loss(self, batch: Any, tricks: Any, step: int) -> dict[str, Tensor]: ...
+
+
+DEFAULT_TRAINER = "genlab.training.loop"
+
+
+def trainer_module(cls: type):
+    """The loop module that trains models of class `cls` (its `trainer`, else the default)."""
+    import importlib
+
+    return importlib.import_module(getattr(cls, "trainer", DEFAULT_TRAINER))
 
 
 @runtime_checkable

@@ -51,6 +51,31 @@ def save_image(image: Tensor, path: str | Path, *, nrow: int | None = None, scal
     return path
 
 
+def save_gif(
+    frames: list[Tensor], path: str | Path, *, duration_ms: int = 80, scale: int = 2
+) -> Path:
+    """Write a looping GIF; each frame is a (B, C, H, W) batch (shown as one row) or (C, H, W)."""
+    from PIL import Image
+
+    pictures = []
+    for frame in frames:
+        if frame.dim() == 4:
+            frame = make_grid(frame, nrow=frame.shape[0])
+        array = to_uint8(frame.float().cpu()).numpy()
+        picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+        if scale > 1:
+            picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        pictures.append(picture)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pictures[0].save(
+        tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms, loop=0
+    )
+    os.replace(tmp, path)
+    return path
+
+
 def save_samples_figure(samples: Tensor, path: str | Path) -> bool:
     """Write samples as a picture: images as a grid, 2-D points as a scatter plot.
 

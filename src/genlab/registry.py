@@ -16,6 +16,25 @@ MODELS: dict[str, tuple[str, str]] = {
         "Variational autoencoder (Kingma & Welling 2014): MLP or conv, Bernoulli or "
         "discretized likelihoods, beta-VAE, IWAE bound on log p(x)",
     ),
+    "dcgan": (
+        "genlab.gan.dcgan:DCGAN",
+        "DCGAN (Radford et al. 2016): strided-conv discriminator, transposed-conv generator, "
+        "batch norm, the paper's init; MLPs on 2-D toy data",
+    ),
+    "wgan": (
+        "genlab.gan.wgan:WGAN",
+        "Wasserstein GAN (Arjovsky et al. 2017): critic with weight clipping, RMSprop, n_critic",
+    ),
+    "wgan-gp": (
+        "genlab.gan.wgan_gp:WGANGP",
+        "WGAN-GP (Gulrajani et al. 2017): gradient penalty on uniform interpolates, layer-norm "
+        "critic, Adam(0, 0.9)",
+    ),
+    "cgan": (
+        "genlab.gan.cgan:CGAN",
+        "Conditional GAN (Mirza & Osindero 2014) with a projection (Miyato & Koyama 2018) or "
+        "concatenation discriminator; sample(n, labels=...)",
+    ),
 }
 
 

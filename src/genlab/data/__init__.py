@@ -63,6 +63,10 @@ DATASETS: dict[str, tuple[str, str]] = {
         "genlab.data.shapes:load_shapes",
         "procedural dSprites-style shapes, 4 classes, any image_size, offline (80/10/10%)",
     ),
+    "lfw": (
+        "genlab.data.lfw:load_lfw",
+        "100 LFW face crops bundled with scikit-image, 1x32x32 (image_size), offline (80/10/10)",
+    ),
     "tinyshakespeare": (
         "genlab.data.text:load_tinyshakespeare",
         "Tiny Shakespeare, character level, 65 symbols; 1 MB download (90/10%, test = val)",

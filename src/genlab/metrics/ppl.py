@@ -115,16 +115,17 @@ def path_lengths(
     for start in range(0, n, batch_size):
         a, b = z0[start : start + batch_size], z1[start : start + batch_size]
         t0 = t[start : start + batch_size].to(device=a.device, dtype=a.dtype)
-        count = len(a)
         with torch.no_grad():
             if space == "w":
                 assert mapping is not None
                 a, b = mapping(a), mapping(b)
-                pair = torch.cat([lerp(a, b, t0), lerp(a, b, t0 + epsilon)])
+                ends = (lerp(a, b, t0), lerp(a, b, t0 + epsilon))
             else:
-                pair = torch.cat([slerp(a, b, t0), slerp(a, b, t0 + epsilon)])
-            images = area_downsample(synthesize(pair), max_size)
-            d = distance(images[:count], images[count:])  # (B,)
+                ends = (slerp(a, b, t0), slerp(a, b, t0 + epsilon))
+            # one call per end, so row i of both calls is the same example: a generator that
+            # ties per-row inputs to the row (a conditional GAN's cycling labels) stays consistent
+            first, second = (area_downsample(synthesize(e), max_size) for e in ends)
+            d = distance(first, second)  # (B,)
         values.append((d.double() / epsilon**2).cpu().numpy())
     return np.concatenate(values)
 

@@ -198,6 +198,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def all_rng_states(info: DistInfo) -> list[dict[str, Any]]:
+    """Every rank's RNG state (gathered under DDP; a collective call: all ranks must make it)."""
+    if not info.enabled:
+        return [rng_state()]
+    import torch.distributed as dist
+
+    rngs: list[Any] = [None] * info.world_size
+    dist.all_gather_object(rngs, rng_state())
+    return rngs
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -360,12 +371,7 @@ def train(
 
     def checkpoint(is_best: bool) -> None:
         nonlocal last_saved
-        rngs = [rng_state()]
-        if info.enabled:
-            import torch.distributed as dist
-
-            rngs = [None] * info.world_size
-            dist.all_gather_object(rngs, rng_state())
+        rngs = all_rng_states(info)
         if info.is_main:
             run.save_checkpoint(
                 step,
@@ -406,7 +412,9 @@ def train(
                     out = loss_fn(batch)
                 loss = out["loss"].float()
                 if not torch.isfinite(loss):
-                    _diverged(step + 1, "loss", float(loss.detach()), run, last_saved)
+                    raise_diverged(
+                        step + 1, "non-finite loss", float(loss.detach()), run, last_saved
+                    )
                 (loss / cfg.grad_accum).backward()
                 for k, v in out.items():
                     logged[k] = (
@@ -416,7 +424,7 @@ def train(
                 params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf
             )
             if not torch.isfinite(norm):
-                _diverged(step + 1, "gradient norm", float(norm), run, last_saved)
+                raise_diverged(step + 1, "non-finite gradient norm", float(norm), run, last_saved)
             optimizer.step()
             if ema is not None:
                 ema.update(model)
@@ -470,13 +478,17 @@ def train(
     return summary
 
 
-def _diverged(step: int, what: str, value: float, run: RunDir, last_saved: int | None) -> None:
+def raise_diverged(
+    step: int,
+    what: str,
+    value: float,
+    run: RunDir,
+    last_saved: int | None,
+    hint: str = "Try a lower lr, gradient clipping (train.grad_clip) or fp32 precision.",
+) -> None:
     kept = (
         f"the last good checkpoint (step {last_saved}) is kept in {run.path}"
         if last_saved is not None
         else "no checkpoint had been written yet"
     )
-    raise TrainingDiverged(
-        f"training diverged at step {step}: non-finite {what} ({value}); {kept}. "
-        "Try a lower lr, gradient clipping (train.grad_clip) or fp32 precision."
-    )
+    raise TrainingDiverged(f"training diverged at step {step}: {what} ({value}); {kept}. {hint}")
