@@ -67,10 +67,13 @@ TINY: dict[str, list[dict]] = {
         {"z_dim": 4, "embed_dim": 3, "g_width": 4, "d_width": 4},
         {"z_dim": 4, "embed_dim": 3, "g_width": 4, "d_width": 4, "conditioning": "concat"},
     ],
+    "stylegan": [
+        {"z_dim": 8, "w_dim": 8, "mapping_layers": 2, "channel_base": 32, "channel_max": 8}
+    ],
 }
 # the dataset each model's tiny configs use (a config's "__data__" overrides it)
 DATA = {"vae": "digits", "dcgan": "digits", "wgan": "digits", "wgan-gp": "digits"}
-DATA |= {"cgan": "digits"}
+DATA |= {"cgan": "digits", "stylegan": "digits"}
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 

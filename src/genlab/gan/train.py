@@ -143,6 +143,11 @@ def train(
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
     model.to(device).train()
+    if info.enabled:  # as DDP does: every rank starts from rank 0's weights and buffers
+        import torch.distributed as dist
+
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, 0)
     G, D = model.generator, model.discriminator
     sampler = EpochSampler(len(train_data), cfg.batch_size, cfg.seed, info.rank, info.world_size)
     opt_g, opt_d = (
