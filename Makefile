@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SHARED_DATA := $(abspath ../shared/data)
 export GENLAB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/genlab)
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench bench-gan clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/vae_mnist5k.py
+
+# The GAN tables of docs/benchmarks.md: every variant on mnist-5k (about an hour on 2 cores),
+# then mode coverage on the 8-Gaussians toy with and without the stability tools.
+bench-gan: $(STAMP)
+	$(BIN)/python bench/gan_mnist5k.py
+	$(BIN)/python bench/gan_toy.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -396,6 +396,7 @@ def evaluate(
     features: str = "inception",
     weights: str | Path | None = None,
     download: bool = False,
+    ppl_space: str = "z",
 ) -> dict[str, Any]:
     """Test metrics of a run (written to RUN/eval.json) and the model's figures (RUN/figures).
 
@@ -437,7 +438,13 @@ def evaluate(
         from genlab.metrics.evaluate import SampleMetricOptions, evaluate_samples
 
         options = SampleMetricOptions(
-            names, n=n, features=features, seed=seed, weights=weights, download=download
+            names,
+            n=n,
+            features=features,
+            seed=seed,
+            weights=weights,
+            download=download,
+            ppl_space=ppl_space,
         )
         reference_id = {"data": saved["data"]["name"], "options": saved["data"]["options"]}
         result.update(evaluate_samples(model, data, {**reference_id, "split": split}, options))

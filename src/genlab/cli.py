@@ -171,6 +171,9 @@ def evaluate(
     download: Annotated[
         bool, typer.Option("--download", help="allow downloading pretrained metric weights")
     ] = False,
+    ppl_space: Annotated[
+        str, typer.Option(help="PPL latent space: z (slerp) or w (lerp; StyleGAN)")
+    ] = "z",
 ) -> None:
     """Test metrics (NLL in nats and bits/dim where defined) into RUN/eval.json, and figures.
 
@@ -180,7 +183,14 @@ def evaluate(
 
     extra = {}
     if metrics is not None:  # without --metrics, evaluate exactly as before
-        extra = dict(metrics=metrics, n=n, features=features, weights=weights, download=download)
+        extra = dict(
+            metrics=metrics,
+            n=n,
+            features=features,
+            weights=weights,
+            download=download,
+            ppl_space=ppl_space,
+        )
     result = evaluate_run(
         run, split=split, seed=seed, checkpoint=checkpoint, figures=figures, **extra
     )

@@ -15,7 +15,7 @@ def test_lfw_splits_are_disjoint_faces_resized_to_image_size():
     assert [len(d) for d in splits.values()] == [80, 10, 10]
     images = {s: d.batch(torch.arange(len(d))) for s, d in splits.items()}
     assert images["train"].shape == (80, 1, 32, 32)
-    assert 0 <= images["train"].min() and images["train"].max() <= 1
+    assert images["train"].min() >= 0 and images["train"].max() <= 1
     flat = torch.cat([x.flatten(1) for x in images.values()])
     assert len(torch.unique(flat, dim=0)) == 100, "a face appears in two splits"
     big = load_dataset("lfw", "test", image_size=64)

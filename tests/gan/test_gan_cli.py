@@ -166,3 +166,55 @@ def test_bad_gan_settings_are_one_line_errors(args, fragments, capsys, tmp_path)
     code, _, err = run_cli(capsys, *args, "--out", tmp_path / "run", "-q")
     assert_one_line_error(code, err, *fragments)
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+STYLE_TINY = ["z_dim=8", "w_dim=8", "mapping_layers=2", "channel_base=32", "channel_max=8"]
+
+
+def test_stylegan_from_the_command_line(capsys, tmp_path, digits_extractor):
+    from PIL import Image
+
+    run = tmp_path / "sg"
+    options = [a for o in [*STYLE_TINY, "train.batch_size=8"] for a in ("-o", o)]
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "stylegan",
+        "--data",
+        "digits",
+        "--steps",
+        "3",
+        "--out",
+        run,
+        "-q",
+        *options,
+    )
+    assert code == 0, err
+    code, _, err = run_cli(
+        capsys, "sample", run, "--truncation", "0.5", "--out", tmp_path / "t.png"
+    )
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "interpolate", run, "--out", tmp_path / "w.gif", "--frames", "2")
+    assert code == 0, err
+    with Image.open(tmp_path / "w.gif") as gif:
+        assert gif.n_frames == 8  # 4 keyframes x 2 frames
+    code, _, err = run_cli(
+        capsys, "evaluate", run, "--metrics", "ppl", "--features", "digits", "--n", "200",
+        "--ppl-space", "w",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads((run / "eval.json").read_text())
+    assert result["sample_metrics"]["ppl_digits"]["ppl_protocol"]["space"] == "w"
+    assert {Path(f).name for f in result["figures"]} == {
+        "samples.png",
+        "truncation.png",
+        "style_mixing.png",
+    }
+
+
+def test_ppl_in_w_space_needs_a_mapping_network(cgan_run, capsys):
+    code, _, err = run_cli(
+        capsys, "evaluate", cgan_run, "--metrics", "ppl", "--features", "digits", "--n", "200",
+        "--ppl-space", "w",
+    )  # fmt: skip
+    assert_one_line_error(code, err, "no mapping/synthesis")

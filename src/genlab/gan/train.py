@@ -27,12 +27,11 @@ import torch
 from torch import nn
 
 from genlab.data.base import Dataset
-from genlab.errors import GenlabError
 from genlab.gan import losses
 from genlab.gan.augment import check_policy
 from genlab.gan.losses import Tricks
-from genlab.training.checkpoint import EMA_WEIGHTS, STATE, WEIGHTS, RunDir, load_state, load_weights
-from genlab.training.distributed import DistInfo, barrier, init_distributed
+from genlab.training.checkpoint import EMA_WEIGHTS, RunDir, load_weights
+from genlab.training.distributed import DistInfo, barrier
 from genlab.training.ema import EMA
 from genlab.training.logging import MetricsLog, Progress
 from genlab.training.loop import (
@@ -40,11 +39,12 @@ from genlab.training.loop import (
     all_rng_states,
     autocast_context,
     raise_diverged,
+    restore_latest,
     save_samples,
     seed_everything,
-    select_device,
     set_rng_state,
     to_device,
+    training_device,
 )
 
 
@@ -138,10 +138,7 @@ def train(
 ) -> dict[str, float]:
     """Train a GAN in place, writing checkpoints, metrics and sample grids into `run`."""
     del val_data  # GANs have no validation loss worth keeping a "best" checkpoint for
-    device = select_device(cfg.device)
-    info = dist_info or init_distributed(device.type)
-    if info.enabled and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
+    device, info = training_device(cfg.device, dist_info)
     model.to(device).train()
     if info.enabled:  # as DDP does: every rank starts from rank 0's weights and buffers
         import torch.distributed as dist
@@ -158,11 +155,7 @@ def train(
     loss_kind = getattr(model.config, "loss", "")
     step = d_steps = won = 0
     if resume:
-        ckpt = run.latest_checkpoint()
-        if ckpt is None:
-            raise GenlabError(f"nothing to resume in {run.path}: no complete checkpoint yet")
-        state = load_state(ckpt / STATE)
-        model.load_state_dict(load_weights(ckpt / WEIGHTS), strict=True)
+        ckpt, state = restore_latest(run, model)
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         if ema is not None:

@@ -310,6 +310,25 @@ def _compiled(loss_module: nn.Module, enabled: bool):
     return call
 
 
+def training_device(name: str, dist_info: DistInfo | None) -> tuple[torch.device, DistInfo]:
+    """The device to train on and this process's place in the torchrun group (if any)."""
+    device = select_device(name)
+    info = dist_info or init_distributed(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    return device, info
+
+
+def restore_latest(run: RunDir, model: nn.Module) -> tuple[Any, dict[str, Any]]:
+    """Load the newest complete checkpoint's weights into `model`; returns (folder, state)."""
+    ckpt = run.latest_checkpoint()
+    if ckpt is None:
+        raise GenlabError(f"nothing to resume in {run.path}: no complete checkpoint yet")
+    state = load_state(ckpt / STATE)
+    model.load_state_dict(load_weights(ckpt / WEIGHTS), strict=True)
+    return ckpt, state
+
+
 # --- the loop -------------------------------------------------------------------------------
 def train(
     model: nn.Module,
@@ -323,10 +342,7 @@ def train(
     dist_info: DistInfo | None = None,
 ) -> dict[str, float]:
     """Train `model` in place, writing checkpoints, metrics and samples into `run`."""
-    device = select_device(cfg.device)
-    info = dist_info or init_distributed(device.type)
-    if info.enabled and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
+    device, info = training_device(cfg.device, dist_info)
     model.to(device)
     model.train()
     sampler = EpochSampler(len(train_data), cfg.batch_size, cfg.seed, info.rank, info.world_size)
@@ -335,11 +351,7 @@ def train(
     step, best = 0, math.inf
 
     if resume:
-        ckpt = run.latest_checkpoint()
-        if ckpt is None:
-            raise GenlabError(f"nothing to resume in {run.path}: no complete checkpoint yet")
-        state = load_state(ckpt / STATE)
-        model.load_state_dict(load_weights(ckpt / WEIGHTS), strict=True)
+        ckpt, state = restore_latest(run, model)
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
             ema.load_state_dict(load_weights(ckpt / EMA_WEIGHTS))
