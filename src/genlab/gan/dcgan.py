@@ -245,7 +245,7 @@ GPU_PRESET = {  # wider nets, bigger batches, longer runs: genlab train ... --pr
 class DCGAN(nn.Module):
     Config = DCGANConfig
     trainer = "genlab.gan.train"
-    # ~7 minutes on a 2-core CPU for mnist-5k (bench/gan_fid.py)
+    # mnist-5k: 11.3 minutes on one CPU core, FID (digits) 103.9 (docs/benchmarks.md)
     train_defaults: ClassVar[dict[str, Any]] = {
         "steps": 3000,
         "batch_size": 64,

@@ -498,7 +498,7 @@ class StyleGAN(nn.Module):
     trainer: ClassVar[str] = "genlab.gan.train"
     # StyleGAN2's optimizer (Adam lr 0.0025, betas (0, 0.99)) and its 10k-image EMA half-life.
     train_defaults: ClassVar[dict[str, Any]] = {
-        "steps": 5000,  # 0.11 s/step on 2 CPU threads, 0.13-0.15 on one: 9-13 minutes
+        "steps": 5000,  # mnist-5k: 13.9 minutes on one CPU core (docs/benchmarks.md)
         "batch_size": 32,
         "lr_g": 0.0025,
         "lr_d": 0.0025,

@@ -71,7 +71,7 @@ class WGAN(nn.Module):
     sample = DCGAN.sample
     generator_device = DCGAN.generator_device
     train_defaults: ClassVar[dict[str, Any]] = {
-        "steps": 2500,  # ~12 minutes on one CPU core (bench/gan_mnist5k.py)
+        "steps": 2500,  # mnist-5k: 9.6 minutes on 2 CPU threads (docs/benchmarks.md)
         "batch_size": 64,
         "optimizer": "rmsprop",
         "lr_g": 1e-4,  # the paper's 5e-5 needs far more than the 2500 steps a CPU affords

@@ -77,7 +77,7 @@ class WGANGP(nn.Module):
     generator_loss = WGAN.generator_loss
     loss = WGAN.loss
     train_defaults: ClassVar[dict[str, Any]] = {
-        "steps": 1500,  # ~12 minutes on one CPU core (bench/gan_mnist5k.py)
+        "steps": 1500,  # mnist-5k: 9.1 minutes on 2 CPU threads (docs/benchmarks.md)
         "batch_size": 64,
         "lr_g": 2e-4,  # the paper's 1e-4 is for 200k steps; a CPU affords 1500
         "lr_d": 2e-4,
