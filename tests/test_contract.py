@@ -67,13 +67,17 @@ TINY: dict[str, list[dict]] = {
         {"z_dim": 4, "embed_dim": 3, "g_width": 4, "d_width": 4},
         {"z_dim": 4, "embed_dim": 3, "g_width": 4, "d_width": 4, "conditioning": "concat"},
     ],
+    "realnvp": [
+        {"levels": 2, "hidden": 4, "blocks": 1},
+        {"hidden": 8, "blocks": 1, "couplings": 4, "__data__": "toy2d:moons"},
+    ],
     "stylegan": [
         {"z_dim": 8, "w_dim": 8, "mapping_layers": 2, "channel_base": 32, "channel_max": 8}
     ],
 }
 # the dataset each model's tiny configs use (a config's "__data__" overrides it)
 DATA = {"vae": "digits", "dcgan": "digits", "wgan": "digits", "wgan-gp": "digits"}
-DATA |= {"cgan": "digits", "stylegan": "digits"}
+DATA |= {"cgan": "digits", "stylegan": "digits", "realnvp": "digits"}
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 

@@ -35,6 +35,11 @@ MODELS: dict[str, tuple[str, str]] = {
         "Conditional GAN (Mirza & Osindero 2014) with a projection (Miyato & Koyama 2018) or "
         "concatenation discriminator; sample(n, labels=...)",
     ),
+    "realnvp": (
+        "genlab.flows.realnvp:RealNVP",
+        "RealNVP (Dinh et al. 2017): affine couplings, checkerboard/channel masks, multi-scale "
+        "with factor-out; exact log-likelihood (dequantized for images)",
+    ),
     "stylegan": (
         "genlab.gan.stylegan:StyleGAN",
         "StyleGAN (Karras et al. 2019/2020) at 32x32: mapping network, modulated convolutions, "

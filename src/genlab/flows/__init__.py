@@ -1,5 +1,6 @@
-"""Normalizing flows: invertible layers (layers.py) shared by RealNVP and Glow.
+"""Normalizing flows: invertible layers (layers.py) shared by RealNVP (realnvp.py) and Glow.
 
-Work in progress (issue 5): the layers and their tests exist; the RealNVP and Glow models, the
-vector flows for toy2d, dequantization and the benchmarks come next.
+Work in progress (issue 5): the layers and RealNVP (images: multi-scale with factor-out and
+uniform dequantization in logit space; vectors: coupling stacks) exist with tests; Glow, the
+`--temperature` option, the figures, docs/flows.md and the benchmarks come next.
 """
