@@ -271,9 +271,11 @@ def sample(
     checkpoint: str = "last",
     label: int | None = None,
     truncation: float | None = None,
+    temperature: float | None = None,
 ) -> Path:
-    """Draw n samples into a picture; `label` (conditional models) and `truncation` (StyleGAN's
-    psi) are passed to `model.sample` only when given, and only to models that take them."""
+    """Draw n samples into a picture; `label` (conditional models), `truncation` (StyleGAN's
+    psi) and `temperature` (flows) are passed to `model.sample` only when given, and only to
+    models that take them."""
     from genlab.imaging import save_samples_figure
 
     if n < 1:
@@ -281,7 +283,7 @@ def sample(
     out = Path(out)
     _check_writable(out)
     model = load(run_dir, checkpoint=checkpoint)
-    cond = _sample_conditions(model, labels=label, truncation=truncation)
+    cond = _sample_conditions(model, labels=label, truncation=truncation, temperature=temperature)
     device = next(model.parameters()).device
     with torch.no_grad():
         try:
@@ -307,7 +309,7 @@ def _sample_conditions(model: nn.Module, **given: Any) -> dict[str, Any]:
     cond = {k: v for k, v in given.items() if v is not None}
     for key, value in cond.items():
         if key not in accepted:
-            flag = {"labels": "--label", "truncation": "--truncation"}.get(key, key)
+            flag = {"labels": "--label"}.get(key, f"--{key}")
             raise GenlabError(f"{type(model).__name__} does not take {flag}")
         if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
             raise GenlabError(f"--{key} must be a number >= 0, got {value}")

@@ -121,12 +121,22 @@ def sample(
     truncation: Annotated[
         float | None, typer.Option(help="truncation psi in [0, 1] (StyleGAN): 1 = none")
     ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="latent temperature (flows): z ~ N(0, T^2 I)")
+    ] = None,
 ) -> None:
     """Draw --n samples from a trained run and save them as a picture."""
     from genlab.api import sample as sample_run
 
     path = sample_run(
-        run, n, out, seed=seed, checkpoint=checkpoint, label=label, truncation=truncation
+        run,
+        n,
+        out,
+        seed=seed,
+        checkpoint=checkpoint,
+        label=label,
+        truncation=truncation,
+        temperature=temperature,
     )
     _console().print(f"wrote {path}")
 

@@ -43,10 +43,15 @@ def save_image(image: Tensor, path: str | Path, *, nrow: int | None = None, scal
     picture = Image.fromarray(array[:, :, 0] if mode == "L" else array, mode=mode)
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    return _save_atomically(picture, path, format="PNG")
+
+
+def _save_atomically(picture, path: str | Path, **save_options) -> Path:
+    """PIL's save to a temporary name, then a rename: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    picture.save(tmp, format="PNG")
+    picture.save(tmp, **save_options)
     os.replace(tmp, path)
     return path
 
@@ -66,14 +71,15 @@ def save_gif(
         if scale > 1:
             picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
         pictures.append(picture)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pictures[0].save(
-        tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms, loop=0
+    return _save_atomically(
+        pictures[0],
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=pictures[1:],
+        duration=duration_ms,
+        loop=0,
     )
-    os.replace(tmp, path)
-    return path
 
 
 def save_samples_figure(samples: Tensor, path: str | Path) -> bool:

@@ -61,3 +61,37 @@ def test_temperature_zero_sampling_returns_the_image_of_z_zero():
         a = model.sample(3, generator=torch.Generator().manual_seed(0), temperature=0.0)
         b = model.sample(3, generator=torch.Generator().manual_seed(1), temperature=0.0)
     assert torch.equal(a, b) and torch.equal(a[0], a[1])
+
+
+def test_sample_with_a_temperature_from_the_command_line(tmp_path, capsys):
+    from genlab.cli import main
+
+    run = tmp_path / "run"
+    tiny = ["-o", "levels=2", "-o", "hidden=4", "-o", "blocks=1", "-o", "train.batch_size=8"]
+    assert (
+        main(
+            ["train", "realnvp", "--data", "digits", "--steps", "2", "--out", str(run), "-q", *tiny]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "sample",
+                str(run),
+                "--n",
+                "4",
+                "--temperature",
+                "0.7",
+                "--out",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "s.png").is_file()
+    capsys.readouterr()
+    assert main(["sample", str(run), "--temperature", "-1", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--temperature must be a number >= 0" in capsys.readouterr().err
+    assert main(["sample", str(run), "--label", "1", "--out", str(tmp_path / "x.png")]) == 2
+    assert "RealNVP does not take --label" in capsys.readouterr().err

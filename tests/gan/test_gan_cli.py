@@ -4,6 +4,7 @@ presets, evaluate with digit features; bad input is one line and exit 2."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,22 +12,11 @@ import torch
 
 from genlab.cli import main
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from test_cli import assert_one_line_error, run_cli
+
 TINY = ["-o", "z_dim=4", "-o", "g_width=4", "-o", "d_width=4", "-o", "embed_dim=3"]
 TRAIN = ["-o", "train.batch_size=16", "-o", "train.checkpoint_every=4", "-o", "train.log_every=2"]
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.fixture(scope="module")

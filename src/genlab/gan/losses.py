@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from genlab.gan.augment import diff_augment
+
 LOSSES = ("minimax", "non-saturating", "hinge", "wasserstein")
 
 
@@ -90,8 +92,6 @@ class Tricks:
 
     def __call__(self, x: Tensor) -> Tensor:
         if self.augment and x.dim() == 4:
-            from genlab.gan.augment import diff_augment
-
             x = diff_augment(x, self.augment)
         if self.noise_std > 0:
             x = x + self.noise_std * torch.randn_like(x)
