@@ -17,4 +17,6 @@ What every GAN here keeps, besides the model contract (genlab.contract):
 - `sample_latent(n, generator=)` and a deterministic `generate(z)` (the PPL/interpolation hooks),
   StyleGAN also `mapping(z)` and `synthesis(w)`.
 - optional `after_discriminator_step()`: called after every D update (WGAN's weight clipping).
+- `config.loss` names the adversarial loss (genlab.gan.losses.LOSSES); the loop's collapse test
+  uses it, since a Wasserstein critic's loss has no floor.
 """
