@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SHARED_DATA := $(abspath ../shared/data)
 export GENLAB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/genlab)
 
-.PHONY: install demo test lint format bench bench-gan clean
+.PHONY: install demo test lint format bench bench-gan bench-flows clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ bench: $(STAMP)
 bench-gan: $(STAMP)
 	$(BIN)/python bench/gan_mnist5k.py
 	$(BIN)/python bench/gan_toy.py
+
+# The flow tables of docs/benchmarks.md: Glow and RealNVP on mnist-5k side by side, one thread
+# each, 28 minutes of training each (about 30 minutes), then the 2-D densities (a few minutes).
+bench-flows: $(STAMP)
+	$(BIN)/python bench/likelihood_mnist5k.py --model glow --threads 1 --minutes 28 \
+		--out bench/results/mnist5k_glow.json & \
+	$(BIN)/python bench/likelihood_mnist5k.py --model realnvp --threads 1 --minutes 28 \
+		--out bench/results/mnist5k_realnvp.json; wait
+	$(BIN)/python bench/flows_toy2d.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -16,20 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, write_json
+from common import machine, train_and_load, write_json
 from genlab.config import apply_overrides, parse_overrides, to_dict
 from genlab.contract import config_for_data
 from genlab.data.base import batch_inputs
 from genlab.metrics.likelihood import negative_log_likelihood
-from genlab.training.checkpoint import EMA_WEIGHTS, WEIGHTS, RunDir, load_weights
-from genlab.training.loop import TrainConfig, train
+from genlab.training.loop import TrainConfig
 from genlab.vae import VAE
 
 
@@ -88,25 +86,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     train_cfg.validate()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        run = RunDir(args.run_dir or Path(tmp) / "run")
-        run.create(
-            {
-                "model": "vae",
-                "model_config": to_dict(model_cfg),
-                "data": {"name": "mnist-5k", "options": {}},
-                "train": to_dict(train_cfg),
-            }
-        )
-        torch.manual_seed(args.seed)
-        model = VAE(model_cfg)
-        start = time.perf_counter()
-        train(model, train_data, None, train_cfg, run, progress=False)
-        train_s = time.perf_counter() - start
-        folder = run.weights_folder("last")
-        ema = folder / EMA_WEIGHTS
-        model.load_state_dict(load_weights(ema if ema.is_file() else folder / WEIGHTS), strict=True)
-    model.eval()
+    torch.manual_seed(args.seed)
+    model = VAE(model_cfg)
+    data_id = {"name": "mnist-5k", "options": {}}
+    train_s = train_and_load(
+        model, "vae", train_data, train_cfg, data=data_id, run_dir=args.run_dir
+    )
 
     start = time.perf_counter()
     nll = negative_log_likelihood(model, test_data, batch_size=100, seed=args.eval_seed)

@@ -70,6 +70,35 @@ TINY: dict[str, list[dict]] = {
     "realnvp": [
         {"levels": 2, "hidden": 4, "blocks": 1},
         {"hidden": 8, "blocks": 1, "couplings": 4, "__data__": "toy2d:moons"},
+        {
+            "levels": 1,
+            "hidden": 4,
+            "blocks": 1,
+            "dequantization": "variational",
+            "dequant_hidden": 4,
+        },
+    ],
+    "pixelcnn": [
+        {"hidden": 4, "blocks": 1, "head": 4},
+        {"hidden": 4, "blocks": 1, "head": 4, "binarize": True},
+    ],
+    "gated-pixelcnn": [
+        {"hidden": 4, "layers": 1, "kernel": 3, "head": 4},
+        {"hidden": 4, "layers": 1, "kernel": 3, "head": 4, "binarize": True, "conditional": True},
+    ],
+    "pixelrnn-row": [{"hidden": 4, "layers": 1, "head": 4, "binarize": True}],
+    "pixelrnn-diag": [{"hidden": 4, "layers": 1, "head": 4}],
+    "glow": [
+        {"levels": 2, "depth": 2, "hidden": 4},
+        {"depth": 3, "hidden": 8, "__data__": "toy2d:moons"},
+        {
+            "levels": 1,
+            "depth": 1,
+            "hidden": 4,
+            "logit_alpha": 0.05,
+            "dequantization": "variational",
+            "dequant_hidden": 4,
+        },
     ],
     "stylegan": [
         {"z_dim": 8, "w_dim": 8, "mapping_layers": 2, "channel_base": 32, "channel_max": 8}
@@ -77,7 +106,8 @@ TINY: dict[str, list[dict]] = {
 }
 # the dataset each model's tiny configs use (a config's "__data__" overrides it)
 DATA = {"vae": "digits", "dcgan": "digits", "wgan": "digits", "wgan-gp": "digits"}
-DATA |= {"cgan": "digits", "stylegan": "digits", "realnvp": "digits"}
+DATA |= {"cgan": "digits", "stylegan": "digits", "realnvp": "digits", "glow": "digits"}
+DATA |= dict.fromkeys(["pixelcnn", "gated-pixelcnn", "pixelrnn-row", "pixelrnn-diag"], "digits")
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 

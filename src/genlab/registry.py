@@ -40,6 +40,31 @@ MODELS: dict[str, tuple[str, str]] = {
         "RealNVP (Dinh et al. 2017): affine couplings, checkerboard/channel masks, multi-scale "
         "with factor-out; exact log-likelihood (dequantized for images)",
     ),
+    "pixelcnn": (
+        "genlab.autoregressive.pixelcnn:PixelCNN",
+        "PixelCNN (van den Oord et al. 2016): masked convolutions (A/B), residual blocks, "
+        "Bernoulli or 256-way softmax outputs; exact log-likelihood",
+    ),
+    "gated-pixelcnn": (
+        "genlab.autoregressive.gated_pixelcnn:GatedPixelCNN",
+        "Gated PixelCNN (van den Oord et al. 2016): vertical and horizontal stacks (no blind "
+        "spot), gated activations, class-conditional option; fast cached sampling",
+    ),
+    "pixelrnn-row": (
+        "genlab.autoregressive.pixelrnn:RowPixelRNN",
+        "PixelRNN with Row LSTM layers (van den Oord et al. 2016): row-by-row LSTM with 1-D "
+        "input- and state-to-state convolutions, residual connections",
+    ),
+    "pixelrnn-diag": (
+        "genlab.autoregressive.pixelrnn:DiagonalPixelRNN",
+        "PixelRNN with Diagonal BiLSTM layers (van den Oord et al. 2016): skewed input, "
+        "diagonal convolutions in both directions, residual connections",
+    ),
+    "glow": (
+        "genlab.flows.glow:Glow",
+        "Glow (Kingma & Dhariwal 2018): ActNorm, LU invertible 1x1 convolutions, affine "
+        "couplings, multi-scale with learned priors; temperature sampling",
+    ),
     "stylegan": (
         "genlab.gan.stylegan:StyleGAN",
         "StyleGAN (Karras et al. 2019/2020) at 32x32: mapping network, modulated convolutions, "

@@ -42,3 +42,11 @@ def test_images_have_bits_per_dim_and_no_perplexity():
     assert out["bits_per_dim"] == pytest.approx(8.0)
     assert "perplexity" not in out
     assert perplexity(0.0) == 1.0 and perplexity(1e6) == math.inf
+
+
+def test_continuous_vectors_get_nats_and_no_bits_per_dim():
+    points = torch.randn(10, 2)
+    data = ArrayDataset(points, None, DataSpec(kind="vector", shape=(2,), levels=0))
+    out = negative_log_likelihood(Uniform(3), data, batch_size=4)
+    assert out["nll_nats"] == pytest.approx(2 * math.log(3))
+    assert "bits_per_dim" not in out

@@ -93,11 +93,35 @@ class NaNAfter(StopAfter):
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
     model, run = fresh(tmp_path / "r")
-    with pytest.raises(TrainingDiverged, match=r"diverged at step 8: non-finite loss.*step 5"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"diverged at step 8: non-finite loss, first produced by layer net.0 \(Linear\).*step 5",
+    ):
         train(model, NaNAfter(toy_data(), 7), None, cfg(), run, progress=False)
     assert [p.name for p in run.step_checkpoints()] == ["step-00000005"]
     weights = load_weights(run.path / WEIGHTS)
     assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+class Flaky(torch.nn.Module):
+    """Turns its input into NaN on a random draw: only a replay with the same RNG finds it."""
+
+    def forward(self, x):
+        return x * float("nan") if float(torch.rand(())) < 0.2 else x
+
+
+def test_nan_guard_replays_the_step_with_the_same_noise_to_name_the_layer(tmp_path):
+    model, run = fresh(tmp_path / "r")
+    model.net.insert(1, Flaky())
+    with pytest.raises(TrainingDiverged, match=r"first produced by layer net.1 \(Flaky\)"):
+        train(model, toy_data(), None, cfg(), run, progress=False)
+
+
+def test_nan_guard_names_the_parameters_whose_gradient_is_not_finite(tmp_path):
+    model, run = fresh(tmp_path / "r")
+    model.net[3].weight.register_hook(lambda g: g * float("inf"))
+    with pytest.raises(TrainingDiverged, match=r"non-finite gradient norm, in net.3.weight \("):
+        train(model, toy_data(), None, cfg(), run, progress=False)
 
 
 def test_gradient_accumulation_matches_a_big_batch(tmp_path):

@@ -1,6 +1,7 @@
-"""Normalizing flows: invertible layers (layers.py) shared by RealNVP (realnvp.py) and Glow.
+"""Normalizing flows: RealNVP (realnvp.py) and Glow (glow.py) with exact likelihoods.
 
-Work in progress (issue 5): the layers and RealNVP (images: multi-scale with factor-out and
-uniform dequantization in logit space; vectors: coupling stacks) exist with tests; Glow, the
-`--temperature` option, the figures, docs/flows.md and the benchmarks come next.
+layers.py holds the invertible layers both use (ActNorm, invertible 1x1 convolution, affine
+coupling, squeeze) and their coupling networks; flow.py what every flow shares (the standard
+normal base, uniform and variational dequantization, log_prob / loss / sample with temperature);
+figures.py the pictures `genlab evaluate` writes. docs/flows.md explains the ideas.
 """

@@ -18,6 +18,9 @@ Layers (the papers' names):
   NaN/inf losses flows are known for. Masks: checkerboard or channel halves for images,
   alternating halves for vectors.
 - `Squeeze` (RealNVP, Sec. 3.6): (B, C, H, W) -> (B, 4C, H/2, W/2), a permutation (log|det| 0).
+
+Coupling networks: `ResNet` (images) and `MLP` (vectors), whose last layer starts at zero so
+that every coupling starts as the identity.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -119,10 +123,11 @@ def channel_mask(channels: int, parity: int, image: bool) -> Tensor:
 
 
 class AffineCoupling(nn.Module):
-    """y = m x + (1 - m)(x exp(log_s) + t), (log_s, t) = net(m x).
+    """y = m x + (1 - m)(x exp(log_s) + t), (log_s, t) = net(m x) (or net([m x, cond])).
 
-    `net` maps a tensor shaped like x to one with twice its channels: (raw log-scale, shift).
-    Its last layer should start at zero, so that the coupling starts as the identity.
+    `net` maps a tensor shaped like x (plus the channels of `cond`, for conditional couplings)
+    to one with twice x's channels: (raw log-scale, shift). Its last layer should start at zero,
+    so that the coupling starts as the identity.
     """
 
     def __init__(self, mask: Tensor, net: nn.Module, scale_clamp: float = 2.0):
@@ -131,19 +136,20 @@ class AffineCoupling(nn.Module):
         self.net = net
         self.scale_clamp = scale_clamp
 
-    def _scale_shift(self, masked: Tensor) -> tuple[Tensor, Tensor]:
-        raw, shift = self.net(masked).chunk(2, dim=1)
+    def _scale_shift(self, masked: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
+        inputs = masked if cond is None else torch.cat([masked, cond], dim=1)
+        raw, shift = self.net(inputs).chunk(2, dim=1)
         log_s = self.scale_clamp * torch.tanh(raw / self.scale_clamp)  # in (-c, c)
         keep = 1 - self.mask
         return log_s * keep, shift * keep
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        log_s, shift = self._scale_shift(x * self.mask)
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        log_s, shift = self._scale_shift(x * self.mask, cond)
         y = x * torch.exp(log_s) + shift  # the masked part: log_s = shift = 0, so y = x there
         return y, _sum_per_example(log_s)
 
-    def inverse(self, y: Tensor) -> Tensor:
-        log_s, shift = self._scale_shift(y * self.mask)  # m y = m x
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
+        log_s, shift = self._scale_shift(y * self.mask, cond)  # m y = m x
         return (y - shift) * torch.exp(-log_s)
 
 
@@ -166,3 +172,47 @@ class Squeeze(nn.Module):
 def standard_normal_log_prob(z: Tensor) -> Tensor:
     """log N(z; 0, I) summed per example, in nats."""
     return _sum_per_example(-0.5 * z.square() - 0.5 * math.log(2 * math.pi))
+
+
+# --- coupling networks ------------------------------------------------------------------------
+class ResNet(nn.Module):
+    """(B, C_in, H, W) -> (B, C_out, H, W): conv, residual blocks, zero-initialised output conv."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, blocks: int):
+        super().__init__()
+        self.inp = nn.Conv2d(in_channels, hidden, 3, padding=1)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.ReLU(),
+                nn.Conv2d(hidden, hidden, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(hidden, hidden, 1),
+            )
+            for _ in range(blocks)
+        )
+        self.out = nn.Conv2d(hidden, out_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(F.relu(h))
+
+
+class MLP(nn.Module):
+    """(B, D_in) -> (B, D_out) with `layers` hidden ReLU layers; zero-initialised output."""
+
+    def __init__(self, in_features: int, out_features: int, hidden: int, layers: int):
+        super().__init__()
+        parts: list[nn.Module] = [nn.Linear(in_features, hidden), nn.ReLU()]
+        for _ in range(layers - 1):
+            parts += [nn.Linear(hidden, hidden), nn.ReLU()]
+        self.body = nn.Sequential(*parts)
+        self.out = nn.Linear(hidden, out_features)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.body(x))

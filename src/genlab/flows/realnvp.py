@@ -16,11 +16,9 @@ paper's batch norm: it needs no running statistics and has the same data-depende
 Vectors (toy2d): a stack of couplings with alternating halves, each followed by ActNorm, with
 MLP coupling networks.
 
-8-bit images are dequantized uniformly, y = (255 x + u) / 256 with u ~ U[0, 1)^D, and modelled
-in logit space (the paper's preprocessing: y' = logit(a + (1 - 2a) y), a = 0.05), with the
-Jacobians of both maps in the log-likelihood. For the discrete data,
-log P(x) >= E_u[log p(y)] - D log 256; `log_prob` returns a one-sample estimate of that bound
-in nats (bits/dim = -log P / (D ln 2)).
+8-bit images are dequantized (uniformly, or with `dequantization="variational"`) and modelled
+in logit space (the paper's preprocessing: h = logit(a + (1 - 2a) y), a = 0.05), with the
+Jacobians of both maps in the log-likelihood (genlab.flows.flow).
 
 Deviations: ActNorm instead of batch norm; ResNet widths for a CPU (`hidden`, `blocks`).
 """
@@ -32,17 +30,17 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.data.base import batch_inputs
+from genlab.flows.flow import Flow, validate_flow_options
 from genlab.flows.layers import (
+    MLP,
     ActNorm,
     AffineCoupling,
+    ResNet,
     Squeeze,
     channel_mask,
     checkerboard_mask,
-    standard_normal_log_prob,
 )
 
 
@@ -54,70 +52,20 @@ class RealNVPConfig:
     blocks: int = 2  # residual blocks per coupling network (hidden layers for vectors)
     couplings: int = 8  # vectors only: how many couplings
     scale_clamp: float = 2.0  # |log scale| < this in every coupling
-    logit_alpha: float = 0.05  # images: y' = logit(a + (1 - 2a) y)
+    logit_alpha: float = 0.05  # images: h = logit(a + (1 - 2a) y); 0 = h = y - 1/2
+    dequantization: str = "uniform"  # images: "uniform" | "variational" (a learned q(u | x))
+    dequant_hidden: int = 32  # channels of the variational dequantizer's networks
 
     def validate(self) -> None:
-        if len(self.data_shape) == 3:
-            size = self.data_shape[1]
-            if self.levels < 1 or size % 2**self.levels or self.data_shape[2] != size:
-                raise ValueError(
-                    f"square images whose size divides by 2^levels are needed, got "
-                    f"{self.data_shape} with levels={self.levels}"
-                )
-        elif len(self.data_shape) != 1 or self.data_shape[0] < 2:
-            raise ValueError(f"data_shape must be (C, H, W) or (D >= 2,), got {self.data_shape}")
+        validate_flow_options(self)
         if min(self.hidden, self.blocks, self.couplings) < 1 or self.scale_clamp <= 0:
             raise ValueError("hidden, blocks, couplings and scale_clamp must be positive")
-        if not 0 < self.logit_alpha < 0.5:
-            raise ValueError(f"logit_alpha must be in (0, 0.5), got {self.logit_alpha}")
-
-
-# --- coupling networks ------------------------------------------------------------------------
-class ResNet(nn.Module):
-    """(B, C, H, W) -> (B, 2C, H, W): conv, residual blocks, zero-initialised output conv."""
-
-    def __init__(self, channels: int, hidden: int, blocks: int):
-        super().__init__()
-        self.inp = nn.Conv2d(channels, hidden, 3, padding=1)
-        self.blocks = nn.ModuleList(
-            nn.Sequential(
-                nn.ReLU(),
-                nn.Conv2d(hidden, hidden, 3, padding=1),
-                nn.ReLU(),
-                nn.Conv2d(hidden, hidden, 1),
-            )
-            for _ in range(blocks)
-        )
-        self.out = nn.Conv2d(hidden, 2 * channels, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.inp(x)
-        for block in self.blocks:
-            h = h + block(h)
-        return self.out(F.relu(h))
-
-
-class MLP(nn.Module):
-    def __init__(self, dim: int, hidden: int, layers: int):
-        super().__init__()
-        parts: list[nn.Module] = [nn.Linear(dim, hidden), nn.ReLU()]
-        for _ in range(layers - 1):
-            parts += [nn.Linear(hidden, hidden), nn.ReLU()]
-        self.body = nn.Sequential(*parts)
-        self.out = nn.Linear(hidden, 2 * dim)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.body(x))
 
 
 # --- the model --------------------------------------------------------------------------------
-class RealNVP(nn.Module):
+class RealNVP(Flow):
     Config = RealNVPConfig
-    bound_name = "uniform dequantization bound, 1 sample (images); exact (vectors)"
+    bound_name = "dequantization bound, 1 sample (images); exact (vectors)"
     train_defaults: ClassVar[dict[str, Any]] = {"steps": 3000, "lr": 1e-3, "batch_size": 64}
 
     def __init__(self, config: RealNVPConfig):
@@ -132,14 +80,15 @@ class RealNVP(nn.Module):
             d = config.data_shape[0]
             layers = []
             for i in range(config.couplings):
-                net = MLP(d, config.hidden, config.blocks)
+                net = MLP(d, 2 * d, config.hidden, config.blocks)
                 mask = channel_mask(d, i % 2, image=False)
                 layers += [AffineCoupling(mask, net, config.scale_clamp), ActNorm(d)]
             self.scales.append(nn.ModuleList(layers))
+        self._build_dequantizer()
 
     def _coupling(self, mask: Tensor, channels: int) -> list[nn.Module]:
         cfg = self.config
-        net = ResNet(channels, cfg.hidden, cfg.blocks)
+        net = ResNet(channels, 2 * channels, cfg.hidden, cfg.blocks)
         return [AffineCoupling(mask, net, cfg.scale_clamp), ActNorm(channels)]
 
     def _build_image_flow(self) -> None:
@@ -157,24 +106,9 @@ class RealNVP(nn.Module):
                 c //= 2  # half the channels are factored out after this scale
             self.scales.append(nn.ModuleList(layers))
 
-    # --- x <-> z ---------------------------------------------------------------------------------
-    def preprocess(self, x: Tensor, generator: Any = None) -> tuple[Tensor, Tensor]:
-        """8-bit images in [0, 1] -> logit space, with log|det| of the map from y (per example).
-
-        Uniform dequantization y = (255 x + u) / 256 happens here for images."""
-        if not self.image:
-            return x, x.new_zeros(len(x))
-        u = torch.rand(x.shape, generator=generator, device=x.device)
-        y = (x * 255 + u) / 256
-        a = self.config.logit_alpha
-        p = a + (1 - 2 * a) * y
-        logit = torch.log(p) - torch.log1p(-p)
-        # d logit / d y = (1 - 2a) / (p (1 - p))
-        logdet = (math.log(1 - 2 * a) - torch.log(p) - torch.log1p(-p)).flatten(1).sum(1)
-        return logit, logdet
-
+    # --- h <-> z ---------------------------------------------------------------------------------
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x in model space (logits for images) -> z (flat, (B, D)) and log|det df/dx| (B,)."""
+        """h in model space (logits for images) -> z (flat, (B, D)) and log|det df/dx| (B,)."""
         h, logdet, parts = x, x.new_zeros(len(x)), []
         for i, layers in enumerate(self.scales):
             for layer in layers:
@@ -187,7 +121,7 @@ class RealNVP(nn.Module):
         return torch.cat(parts, dim=1), logdet
 
     def decode(self, z: Tensor) -> Tensor:
-        """z (B, D) -> x in model space (logits for images)."""
+        """z (B, D) -> h in model space (logits for images)."""
         shapes = self._latent_shapes()
         sizes = [math.prod(s) for s in shapes]
         pieces = list(torch.split(z, sizes, dim=1))
@@ -210,36 +144,3 @@ class RealNVP(nn.Module):
             c //= 2
         shapes.append((c, size, size))
         return shapes
-
-    # --- the contract ----------------------------------------------------------------------------
-    def log_prob(self, x: Tensor, *, generator: Any = None) -> Tensor:
-        """log p(x) in nats per example: exact for vectors; for 8-bit images a one-sample
-        estimate of the dequantization bound E_u[log p(y)] - D log 256."""
-        h, pre = self.preprocess(x, generator)
-        z, logdet = self.encode(h)
-        lp = standard_normal_log_prob(z) + logdet + pre
-        if self.image:
-            lp = lp - math.prod(self.config.data_shape) * math.log(256)
-        return lp
-
-    def loss(self, batch: Any) -> dict[str, Tensor]:
-        x = batch_inputs(batch)
-        lp = self.log_prob(x)
-        dims = math.prod(self.config.data_shape)
-        nll = -lp.mean()
-        return {
-            "loss": nll / dims,
-            "nll": nll.detach(),
-            "bits_per_dim": nll.detach() / (dims * math.log(2)),
-        }
-
-    def sample(self, n: int, *, generator: Any = None, temperature: float = 1.0) -> Tensor:
-        """z ~ N(0, T^2 I) -> x; images come back in [0, 1]."""
-        device = next(self.parameters()).device
-        d = math.prod(self.config.data_shape)
-        z = temperature * torch.randn(n, d, generator=generator, device=device)
-        x = self.decode(z)
-        if self.image:
-            a = self.config.logit_alpha
-            x = ((torch.sigmoid(x) - a) / (1 - 2 * a)).clamp(0, 1)
-        return x

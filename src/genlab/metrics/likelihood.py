@@ -1,6 +1,6 @@
 """Negative log-likelihood in nats per example, bits per dimension and perplexity.
 
-bits/dim = NLL / (D ln 2), D = the number of values per example (C*H*W for images, the number of
+bits/dim = NLL / (D ln 2) for discrete data (none for continuous vectors), D = the number of values per example (C*H*W for images, the number of
 tokens T for text); for text, perplexity = exp(NLL / T), the exponentiated mean per-token NLL in
 nats (so bits/token = log2 perplexity). The model's
 `log_prob` gives log p(x) of the *discrete* data where the data is discrete (binarized or 8-bit
@@ -40,13 +40,15 @@ def negative_log_likelihood(
         count += x.shape[0]
         dims = x[0].numel()
     nll = total / max(count, 1)
+    kind = getattr(data.spec, "kind", None)
     result = {
         "nll_nats": nll,
-        "bits_per_dim": nll / (dims * math.log(2)) if dims else math.nan,
         "nll_bound": getattr(model, "bound_name", "exact"),
         "nll_examples": count,
     }
-    if getattr(data.spec, "kind", None) == "text" and dims:
+    if kind != "vector":  # bits/dim is for discrete data, not continuous densities (toy2d)
+        result["bits_per_dim"] = nll / (dims * math.log(2)) if dims else math.nan
+    if kind == "text" and dims:
         result["perplexity"] = perplexity(nll / dims)
     return result
 

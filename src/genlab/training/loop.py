@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import random
 import time
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 from genlab.data.base import Dataset
 from genlab.errors import GenlabError, TrainingDiverged
 from genlab.training.checkpoint import EMA_WEIGHTS, STATE, WEIGHTS, RunDir, load_state, load_weights
+from genlab.training.diagnose import first_nonfinite_module, nonfinite_gradients
 from genlab.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from genlab.training.ema import EMA
 from genlab.training.logging import MetricsLog, Progress
@@ -420,13 +422,20 @@ def train(
             logged: dict[str, float] = {}
             for _ in range(cfg.grad_accum):
                 batch = to_device(train_data.batch(sampler.next()), device)
+                before = rng_state()  # to replay a failing forward pass with the same noise
                 with autocast_context(device, cfg.precision):
                     out = loss_fn(batch)
                 loss = out["loss"].float()
                 if not torch.isfinite(loss):
-                    raise_diverged(
-                        step + 1, "non-finite loss", float(loss.detach()), run, last_saved
+                    set_rng_state(before)
+                    with autocast_context(device, cfg.precision):
+                        where = first_nonfinite_module(model, functools.partial(model.loss, batch))
+                    what = "non-finite loss" + (
+                        f", first produced by layer {where}"
+                        if where
+                        else ", no layer's output was non-finite (the loss arithmetic was)"
                     )
+                    raise_diverged(step + 1, what, float(loss.detach()), run, last_saved)
                 (loss / cfg.grad_accum).backward()
                 for k, v in out.items():
                     logged[k] = (
@@ -436,7 +445,8 @@ def train(
                 params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf
             )
             if not torch.isfinite(norm):
-                raise_diverged(step + 1, "non-finite gradient norm", float(norm), run, last_saved)
+                what = f"non-finite gradient norm, in {nonfinite_gradients(model)}"
+                raise_diverged(step + 1, what, float(norm), run, last_saved)
             optimizer.step()
             if ema is not None:
                 ema.update(model)
