@@ -51,10 +51,11 @@ bench-gan: $(STAMP)
 # each, 28 minutes of training each (about 30 minutes), then the 2-D densities (a few minutes).
 bench-flows: $(STAMP)
 	$(BIN)/python bench/likelihood_mnist5k.py --model glow --threads 1 --minutes 28 \
-		--out bench/results/mnist5k_glow.json & \
+		--figures docs/figures/flows/glow --out bench/results/mnist5k_glow.json & \
 	$(BIN)/python bench/likelihood_mnist5k.py --model realnvp --threads 1 --minutes 28 \
+		-t batch_size=16 lr=2e-3 warmup_steps=200 --figures docs/figures/flows/realnvp \
 		--out bench/results/mnist5k_realnvp.json; wait
-	$(BIN)/python bench/flows_toy2d.py
+	$(BIN)/python bench/flows_toy2d.py --threads 1 --figures docs/figures/flows
 
 clean:
 	rm -rf runs .pytest_cache
