@@ -13,7 +13,7 @@ evaluates the 500 test images: -log P(x) in nats and bits/dim (exact for autoreg
 the dequantization bound, one noise sample per image, for flows), with the evaluation's
 randomness (binarization, dequantization noise) seeded, and the same on 500 training images
 (the overfitting gap). For flows it also reports the float32 round-trip error
-max |decode(encode(h)) - h| on 100 test images. Prints a table and writes JSON (`--out`);
+max |decode(encode(x)) - x| on 100 test images (x in [0, 1]). Prints a table and writes JSON (`--out`);
 `--figures DIR` also writes the model's figures. The wall time is the training loop alone.
 """
 
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     round_trip = None
     if hasattr(model, "encode") and hasattr(model, "decode"):  # flows: float32 invertibility
         with torch.no_grad():
-            h, _ = model.preprocess(batch_inputs(test_data.batch(torch.arange(100))))
-            round_trip = float((model.decode(model.encode(h)[0]) - h).abs().max())
+            x = batch_inputs(test_data.batch(torch.arange(100)))
+            round_trip = float((model.decode(model.encode(x)) - x).abs().max())
     figures = []
     if args.figures:
         paths = model.visualize(
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         ("train bits/dim, 500 images", f"{train_nll['bits_per_dim']:.4f}"),
     ]
     if round_trip is not None:
-        rows.append(("max |decode(encode(h)) - h|", f"{round_trip:.2e}"))
+        rows.append(("max |decode(encode(x)) - x|", f"{round_trip:.2e}"))
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

@@ -44,11 +44,11 @@ def brute_logdet(f, x):
 def test_multiscale_glow_with_learned_priors_inverts_and_its_logdet_matches_slogdet():
     model = built((1, 4, 4), levels=2, depth=2, hidden=4)
     x = torch.randn(2, 1, 4, 4, dtype=torch.float64)
-    z, logdet = model.encode(x)
+    z, logdet = model.forward_flow(x)
     assert z.shape == (2, 16)
-    assert torch.allclose(model.decode(z), x, atol=1e-10)
+    assert torch.allclose(model.inverse_flow(z), x, atol=1e-10)
     for i in range(2):
-        expected = brute_logdet(lambda v: model.encode(v)[0], x[i])
+        expected = brute_logdet(lambda v: model.forward_flow(v)[0], x[i])
         assert torch.allclose(logdet[i], expected, atol=1e-8)
 
 
@@ -57,15 +57,17 @@ def test_float32_round_trip_on_mnist_sized_images():
     # (|z| > 100) in a way training does not (bench/flows_mnist5k.py reports the trained error)
     model = built((1, 28, 28), noise=0.02).float()
     x = torch.rand(3, 1, 28, 28) - 0.5
-    z, _ = model.encode(x)
-    assert (model.decode(z) - x).abs().max() < 1e-4
+    z, _ = model.forward_flow(x)
+    assert (model.inverse_flow(z) - x).abs().max() < 1e-4
 
 
 def test_vector_glow_logdet_and_density_integrates_to_one():
     model = built((2,), depth=3, hidden=8)
     x = torch.randn(3, 2, dtype=torch.float64)
-    _, logdet = model.encode(x)
-    assert torch.allclose(logdet[0], brute_logdet(lambda v: model.encode(v)[0], x[0]), atol=1e-8)
+    _, logdet = model.forward_flow(x)
+    assert torch.allclose(
+        logdet[0], brute_logdet(lambda v: model.forward_flow(v)[0], x[0]), atol=1e-8
+    )
     g = torch.linspace(-8, 8, 401, dtype=torch.float64)
     grid = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).view(-1, 2)
     with torch.no_grad():
@@ -78,7 +80,7 @@ def test_temperature_zero_returns_the_mode_of_the_learned_priors():
     with torch.no_grad():
         a = model.sample(2, generator=torch.Generator().manual_seed(0), temperature=0.0)
         b = model.sample(2, generator=torch.Generator().manual_seed(1), temperature=0.0)
-        mode = model.postprocess(model.decode(torch.zeros(1, 64, dtype=torch.float64)))
+        mode = model.decode(torch.zeros(1, 64, dtype=torch.float64))
     assert torch.equal(a, b) and torch.allclose(a[:1], mode, atol=1e-12)
     assert not torch.allclose(mode, torch.full_like(mode, 0.5))  # the priors' means matter
 
@@ -154,3 +156,21 @@ def test_train_evaluate_and_figures_from_the_command_line(tmp_path, capsys):
     result = json.loads((image_run / "eval.json").read_text())
     assert 0 < result["bits_per_dim"] < 16
     assert {"figures/samples.png", "figures/temperatures.png"} <= set(result["figures"])
+
+
+@pytest.mark.parametrize("name", ["glow", "realnvp"])
+def test_encode_decode_map_8bit_images_to_z_and_back(name):
+    from genlab.registry import model_class
+
+    cls = model_class(name)
+    torch.manual_seed(0)
+    model = cls(cls.Config(data_shape=(1, 8, 8), levels=2, hidden=8))
+    x = torch.randint(256, (4, 1, 8, 8)) / 255
+    model.train()
+    model.log_prob(x)  # ActNorm's data-dependent initialisation
+    model.eval()
+    with torch.no_grad():
+        z = model.encode(x)
+        assert z.shape == (4, 64)
+        assert (model.decode(z) - x).abs().max() < 1e-4
+        assert torch.equal(model.encode(x), z)  # deterministic: no dequantization noise

@@ -23,11 +23,11 @@ def built(shape, **kw) -> RealNVP:
 def test_the_whole_image_flow_inverts_and_its_logdet_matches_slogdet():
     model = built((1, 4, 4), levels=1, hidden=4, blocks=1)
     x = torch.randn(2, 1, 4, 4, dtype=torch.float64)
-    z, logdet = model.encode(x)
-    assert torch.allclose(model.decode(z), x, atol=1e-10)
+    z, logdet = model.forward_flow(x)
+    assert torch.allclose(model.inverse_flow(z), x, atol=1e-10)
     for i in range(2):
         jac = torch.autograd.functional.jacobian(
-            lambda v: model.encode(v.view(1, 1, 4, 4))[0].flatten(), x[i].flatten()
+            lambda v: model.forward_flow(v.view(1, 1, 4, 4))[0].flatten(), x[i].flatten()
         )
         assert torch.allclose(logdet[i], torch.linalg.slogdet(jac)[1], atol=1e-8)
 
@@ -35,16 +35,16 @@ def test_the_whole_image_flow_inverts_and_its_logdet_matches_slogdet():
 def test_float32_round_trip_on_mnist_sized_images():
     model = built((1, 28, 28)).float()
     x = torch.randn(3, 1, 28, 28)
-    z, _ = model.encode(x)
-    assert (model.decode(z) - x).abs().max() < 1e-4
+    z, _ = model.forward_flow(x)
+    assert (model.inverse_flow(z) - x).abs().max() < 1e-4
 
 
 def test_vector_flow_logdet_and_exact_density_integrates_to_one():
     model = built((2,), hidden=8, couplings=4)
     x = torch.randn(3, 2, dtype=torch.float64)
-    _, logdet = model.encode(x)
+    _, logdet = model.forward_flow(x)
     jac = torch.autograd.functional.jacobian(
-        lambda v: model.encode(v.view(1, 2))[0].flatten(), x[0]
+        lambda v: model.forward_flow(v.view(1, 2))[0].flatten(), x[0]
     )
     assert torch.allclose(logdet[0], torch.linalg.slogdet(jac)[1], atol=1e-8)
     # p(x) on a fine grid sums to ~1 (the flow is a proper density)

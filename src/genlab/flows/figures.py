@@ -24,7 +24,7 @@ def temperature_figure(flow: Any, out_dir: Path, generator: torch.Generator) -> 
     d = math.prod(flow.config.data_shape)
     samples = flow.sample(64, generator=generator)
     eps = torch.randn(10, d, generator=generator, device=device)
-    rows = [flow.postprocess(flow.decode(t * eps)) for t in TEMPERATURES]
+    rows = [flow.decode(t * eps) for t in TEMPERATURES]
     return [
         save_image(samples, out_dir / "samples.png", nrow=8, scale=2),
         save_image(torch.cat(rows), out_dir / "temperatures.png", nrow=10, scale=2),
@@ -90,11 +90,11 @@ def grid_figure(flow: Any, x: Tensor, path: Path, lines: int = 15) -> Path:
             torch.stack([x0 + (x1 - x0) * t, torch.full_like(t, y0 + (y1 - y0) * float(v))], 1),
             torch.stack([torch.full_like(t, x0 + (x1 - x0) * float(v)), y0 + (y1 - y0) * t], 1),
         ):
-            z = flow.encode(curve.to(device))[0].cpu().numpy()
+            z = flow.encode(curve.to(device)).cpu().numpy()
             curve = curve.numpy()
             axes[0].plot(curve[:, 0], curve[:, 1], color=color, lw=0.6)
             axes[1].plot(z[:, 0], z[:, 1], color=color, lw=0.6)
-    z = flow.encode(x)[0].cpu().numpy()
+    z = flow.encode(x).cpu().numpy()
     x = x.cpu().numpy()
     axes[0].scatter(x[:, 0], x[:, 1], s=1, color="black", alpha=0.4)
     axes[1].scatter(z[:, 0], z[:, 1], s=1, color="black", alpha=0.4)

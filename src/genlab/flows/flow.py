@@ -2,8 +2,8 @@
 
 A flow subclasses `Flow` and implements
 
-    encode(h) -> (z (B, D), log|det dz/dh| (B,))     h: data in model space, z ~ N(0, I)
-    decode(z) -> h
+    forward_flow(h) -> (z (B, D), log|det dz/dh| (B,))   h: data in model space, z ~ N(0, I)
+    inverse_flow(z) -> h
 
 and `Flow` turns that into the model contract by the change of variables,
 
@@ -11,7 +11,8 @@ and `Flow` turns that into the model contract by the change of variables,
 
 with temperature sampling x = decode(T eps), eps ~ N(0, I) (T = 0 gives the image of the mode
 z = 0; Glow's reduced-temperature samples are the same thing because its conditional priors are
-folded into `encode`).
+folded into `forward_flow`). `encode(x)` / `decode(z)` are the same maps from and to data space
+(images in [0, 1], dequantized deterministically at the centre of each value's cell).
 
 8-bit images are dequantized: y = (255 x + u) / 256 with u in [0, 1)^D drawn either uniformly
 (Dinh et al. 2017; Kingma & Dhariwal 2018) or from a learned q(u | x) (variational
@@ -126,20 +127,33 @@ class Flow(nn.Module):
             else None
         )
 
-    def encode(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_flow(self, h: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+    def inverse_flow(self, z: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Data x (images in [0, 1]) -> z (B, D), deterministically (u = 1/2 for images)."""
+        return self.forward_flow(self.preprocess(x, centre=True)[0])[0]
 
     def decode(self, z: Tensor) -> Tensor:
-        raise NotImplementedError
+        """z (B, D) -> data x (images in [0, 1]): the inverse of `encode`."""
+        return self.postprocess(self.inverse_flow(z))
 
     # --- data space <-> model space ------------------------------------------------------------
-    def preprocess(self, x: Tensor, generator: Any = None) -> tuple[Tensor, Tensor]:
+    def preprocess(
+        self, x: Tensor, generator: Any = None, *, centre: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """x -> (h in model space, log|det dh/dy| - log q(u | x)) per example.
 
-        Images: dequantize x (8-bit levels in [0, 1]) to y, then map y to model space."""
+        Images: dequantize x (8-bit levels in [0, 1]) to y, then map y to model space;
+        `centre=True` puts u = 1/2 (the middle of each value's cell) instead of noise."""
         if not self.image:
             return x, x.new_zeros(len(x))
-        if self.dequantizer is None:
+        if centre:
+            u, log_q = torch.full_like(x, 0.5), x.new_zeros(len(x))
+        elif self.dequantizer is None:
             u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             log_q = x.new_zeros(len(x))
         else:
@@ -154,19 +168,19 @@ class Flow(nn.Module):
         return torch.log(p) - torch.log1p(-p), logdet - log_q
 
     def postprocess(self, h: Tensor) -> Tensor:
-        """Model space -> data space ([0, 1] for images)."""
+        """Model space -> data space: images in [0, 1], the inverse of y = (255 x + 1/2) / 256."""
         if not self.image:
             return h
         a = self.config.logit_alpha
         y = h + 0.5 if a == 0 else (torch.sigmoid(h) - a) / (1 - 2 * a)
-        return y.clamp(0, 1)
+        return ((256 * y - 0.5) / 255).clamp(0, 1)
 
     # --- the contract --------------------------------------------------------------------------
     def log_prob(self, x: Tensor, *, generator: Any = None) -> Tensor:
         """log p(x) in nats per example: exact for vectors; for 8-bit images a one-sample
         estimate of the dequantization bound E_q[log p(y) - log q(u | x)] - D log 256."""
         h, pre = self.preprocess(x, generator)
-        z, logdet = self.encode(h)
+        z, logdet = self.forward_flow(h)
         lp = standard_normal_log_prob(z) + logdet + pre
         if self.image:
             lp = lp - math.prod(self.config.data_shape) * math.log(256)
@@ -186,7 +200,7 @@ class Flow(nn.Module):
         p = next(self.parameters())
         d = math.prod(self.config.data_shape)
         z = temperature * torch.randn(n, d, generator=generator, device=p.device, dtype=p.dtype)
-        return self.postprocess(self.decode(z))
+        return self.decode(z)
 
     # --- figures -------------------------------------------------------------------------------
     @torch.no_grad()

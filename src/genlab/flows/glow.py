@@ -9,7 +9,7 @@ A split factors out half of the channels, z_i, and models them with a learned co
 z_i ~ N(mu(h_i), exp(logs(h_i))^2) computed from the half that continues (a zero-initialised
 3x3 convolution); the last level's prior has a learned mean and log-scale per position
 ("learntop"). Written as eps_i = (z_i - mu) exp(-logs), each prior is one more invertible
-layer with log|det| = -sum(logs), so `encode` returns eps ~ N(0, I) and sampling at
+layer with log|det| = -sum(logs), so `forward_flow` returns eps ~ N(0, I) and sampling at
 temperature T, x = decode(T eps), is the paper's reduced-temperature sampling (Sec. 5.2).
 
 Coupling networks follow the paper: conv3x3 -> ReLU -> conv1x1 -> ReLU -> zero-initialised
@@ -181,7 +181,7 @@ class Glow(Flow):
                 self.priors.append(GaussianPrior((c, size, size), 0, cfg.prior_clamp))
 
     # --- h <-> z ---------------------------------------------------------------------------------
-    def encode(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_flow(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """h in model space -> eps (B, D) ~ N(0, I) under the model, and log|det d eps/dh|."""
         logdet, parts = h.new_zeros(len(h)), []
         for level, layers in enumerate(self.levels):
@@ -201,7 +201,7 @@ class Glow(Flow):
             return h, logdet
         return torch.cat(parts, dim=1), logdet
 
-    def decode(self, eps: Tensor) -> Tensor:
+    def inverse_flow(self, eps: Tensor) -> Tensor:
         """eps (B, D) -> h in model space."""
         if not self.image:
             h = eps

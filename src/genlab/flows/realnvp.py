@@ -107,7 +107,7 @@ class RealNVP(Flow):
             self.scales.append(nn.ModuleList(layers))
 
     # --- h <-> z ---------------------------------------------------------------------------------
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_flow(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """h in model space (logits for images) -> z (flat, (B, D)) and log|det df/dx| (B,)."""
         h, logdet, parts = x, x.new_zeros(len(x)), []
         for i, layers in enumerate(self.scales):
@@ -120,7 +120,7 @@ class RealNVP(Flow):
         parts.append(h.flatten(1))
         return torch.cat(parts, dim=1), logdet
 
-    def decode(self, z: Tensor) -> Tensor:
+    def inverse_flow(self, z: Tensor) -> Tensor:
         """z (B, D) -> h in model space (logits for images)."""
         shapes = self._latent_shapes()
         sizes = [math.prod(s) for s in shapes]
