@@ -81,6 +81,7 @@ TINY: dict[str, list[dict]] = {
     "pixelcnn": [
         {"hidden": 4, "blocks": 1, "head": 4},
         {"hidden": 4, "blocks": 1, "head": 4, "binarize": True},
+        {"hidden": 4, "blocks": 1, "head": 4, "output": "logistic_mixture", "mixtures": 2},
     ],
     "gated-pixelcnn": [
         {"hidden": 4, "layers": 1, "kernel": 3, "head": 4},

@@ -48,15 +48,15 @@ def order(c, h, w):
 
 
 CASES = [
-    (name, shape, binarize)
+    (name, shape, binarize, "categorical")
     for name in TINY
     for shape, binarize in (((1, 6, 6), True), ((3, 5, 5), False))
-]
+] + [("gated-pixelcnn", (3, 5, 5), False, "logistic_mixture")]
 
 
-@pytest.mark.parametrize("name,shape,binarize", CASES)
-def test_no_output_depends_on_its_own_or_later_inputs(name, shape, binarize):
-    model = build(name, shape, binarize=binarize)
+@pytest.mark.parametrize("name,shape,binarize,output", CASES)
+def test_no_output_depends_on_its_own_or_later_inputs(name, shape, binarize, output):
+    model = build(name, shape, binarize=binarize, output=output)
     c, h, w = shape
     x = torch.rand(1, *shape, dtype=torch.float64)
     index = order(c, h, w)
@@ -114,9 +114,12 @@ def test_binary_log_probs_sum_to_one_over_all_images(name):
     assert abs(float(total) - 1) < 1e-9
 
 
-@pytest.mark.parametrize("name", list(TINY))
-def test_8bit_log_probs_sum_to_one_over_all_images(name):
-    model = build(name, (1, 1, 2), binarize=False)
+@pytest.mark.parametrize(
+    "name,output",
+    [(name, "categorical") for name in TINY] + [("pixelcnn", "logistic_mixture")],
+)
+def test_8bit_log_probs_sum_to_one_over_all_images(name, output):
+    model = build(name, (1, 1, 2), binarize=False, output=output, mixtures=3)
     levels = torch.arange(256, dtype=torch.float64) / 255
     images = torch.cartesian_prod(levels, levels).view(-1, 1, 1, 2)
     with torch.no_grad():
@@ -136,15 +139,15 @@ def test_conditional_marginal_sums_to_one_and_labels_matter():
 
 
 SAMPLE_CASES = [
-    (name, shape, binarize)
+    (name, shape, binarize, "categorical")
     for name in TINY
     for shape, binarize in (((1, 7, 6), True), ((3, 4, 5), False))
-]
+] + [("gated-pixelcnn", (3, 4, 5), False, "logistic_mixture")]
 
 
-@pytest.mark.parametrize("name,shape,binarize", SAMPLE_CASES)
-def test_fast_sampler_draws_exactly_the_naive_samples(name, shape, binarize):
-    model = build(name, shape, binarize=binarize).float()
+@pytest.mark.parametrize("name,shape,binarize,output", SAMPLE_CASES)
+def test_fast_sampler_draws_exactly_the_naive_samples(name, shape, binarize, output):
+    model = build(name, shape, binarize=binarize, output=output).float()
     fast = model.sample(3, generator=torch.Generator().manual_seed(0))
     naive = model.sample(3, generator=torch.Generator().manual_seed(0), naive=True)
     assert torch.equal(fast, naive)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from genlab.data.base import ArrayDataset, DataSpec
+from genlab.distributions import discretized_log_prob
 from genlab.vae import VAE
-from genlab.vae.vae import discretized_log_prob
 
 ARCHS = ["mlp", "conv"]
 LIKELIHOODS = ["bernoulli", "logistic", "gaussian"]

@@ -10,9 +10,12 @@ One network evaluates every conditional at once (training and `log_prob` are a s
 pass) as long as its output at position i never sees inputs at positions >= i; `logits(x)`
 returns them all. Sampling must go one value at a time.
 
-Output distributions (`binarize` in the config):
+Output distributions (`binarize` and `output` in the config):
 - binarized data: one Bernoulli logit per value, x in {0, 1};
-- 8-bit data: a 256-way softmax per value (x in {0, 1/255, ..., 1}).
+- 8-bit data: a 256-way softmax per value (x in {0, 1/255, ..., 1}), or (`output=
+  "logistic_mixture"`) a mixture of `mixtures` discretized logistics per value, PixelCNN++ style
+  (Salimans et al. 2017; here one mixture per channel, each conditioned on the channels before
+  it through the masks, instead of their shared mixture with linear channel coefficients).
 `log_prob` is exact: the sum of the per-value log-probabilities, in nats.
 
 Sampling (`sample(n, naive=...)`): both samplers draw the value at each position by inverse-CDF
@@ -35,8 +38,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.data.base import batch_inputs, batch_labels
+from genlab.distributions import logistic_mixture_level_log_probs, logistic_mixture_log_prob
 
 LEVELS = 256  # values of an 8-bit channel
+OUTPUTS = ("categorical", "logistic_mixture")
 
 
 def channel_groups(channels: int, data_channels: int, parts: int = 1) -> Tensor:
@@ -113,6 +118,12 @@ def validate_image_config(config: Any, name: str, sizes: tuple[str, ...]) -> Non
         raise ValueError(f"{name} models images (C, H, W), got data_shape {config.data_shape}")
     if config.binarize and config.data_shape[0] != 1:
         raise ValueError("binarize=true is for grey images (1 channel)")
+    if config.output not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {config.output!r}")
+    if config.binarize and config.output != "categorical":
+        raise ValueError("binarized data has Bernoulli outputs: drop output= or binarize=")
+    if config.mixtures < 1:
+        raise ValueError(f"mixtures must be >= 1, got {config.mixtures}")
     if min(getattr(config, size) for size in sizes) < 1:
         raise ValueError(f"{', '.join(sizes)} must be >= 1")
     c = config.data_shape[0]
@@ -140,7 +151,13 @@ class AutoregressiveImageModel(nn.Module):
     # --- the network's view ----------------------------------------------------------------
     @property
     def outputs_per_value(self) -> int:
-        return 1 if self.config.binarize else LEVELS
+        if self.config.binarize:
+            return 1
+        return 3 * self.config.mixtures if self.mixture else LEVELS
+
+    @property
+    def mixture(self) -> bool:
+        return not self.config.binarize and self.config.output == "logistic_mixture"
 
     def network_input(self, x: Tensor) -> Tensor:
         """Data in [0, 1] -> the network's input in [-1, 1]."""
@@ -148,11 +165,12 @@ class AutoregressiveImageModel(nn.Module):
 
     def shape_logits(self, out: Tensor) -> Tensor:
         """The last layer's (B, C * K, H, W), channel-major groups -> (B, C, H, W) logits
-        (binarized) or (B, 256, C, H, W) (8-bit)."""
+        (binarized), (B, 256, C, H, W) (8-bit) or (B, 3 mixtures, C, H, W) (mixture)."""
         if self.config.binarize:
             return out
         b, _, h, w = out.shape
-        return out.view(b, self.config.data_shape[0], LEVELS, h, w).transpose(1, 2)
+        k = self.outputs_per_value
+        return out.view(b, self.config.data_shape[0], k, h, w).transpose(1, 2)
 
     def logits(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         raise NotImplementedError
@@ -167,6 +185,8 @@ class AutoregressiveImageModel(nn.Module):
         logits = self.logits(x, labels)
         if self.config.binarize:
             nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        elif self.mixture:
+            nll = -logistic_mixture_log_prob(x, logits)
         else:
             target = torch.round(x * (LEVELS - 1)).long()
             nll = F.cross_entropy(logits, target, reduction="none")
@@ -253,6 +273,8 @@ class AutoregressiveImageModel(nn.Module):
         """Inverse-CDF draw of one value per example from its logits, using the uniforms u."""
         if self.config.binarize:
             return (u < torch.sigmoid(logits)).float()
+        if self.mixture:  # the 256 levels' probabilities under the mixture
+            logits = logistic_mixture_level_log_probs(logits)
         cdf = torch.softmax(logits.double(), dim=1).cumsum(dim=1)  # (B, 256)
         level = torch.searchsorted(cdf, u.double()[:, None]).clamp(max=LEVELS - 1)
         return level[:, 0].float() / (LEVELS - 1)

@@ -48,6 +48,8 @@ from genlab.autoregressive.base import (
 class GatedPixelCNNConfig:
     data_shape: tuple[int, ...] = (1, 28, 28)  # (C, H, W); from the data
     binarize: bool = False  # True: dynamically binarized data, Bernoulli outputs
+    output: str = "categorical"  # 8-bit: "categorical" (256-way) | "logistic_mixture"
+    mixtures: int = 5  # logistic_mixture: components per value
     hidden: int = 64  # channels of both stacks
     layers: int = 10  # gated layers after the first
     kernel: int = 5  # k of the gated layers

@@ -36,6 +36,8 @@ from genlab.autoregressive.base import (
 class PixelCNNConfig:
     data_shape: tuple[int, ...] = (1, 28, 28)  # (C, H, W); from the data
     binarize: bool = False  # True: dynamically binarized data, Bernoulli outputs
+    output: str = "categorical"  # 8-bit: "categorical" (256-way) | "logistic_mixture"
+    mixtures: int = 5  # logistic_mixture: components per value
     hidden: int = 32  # h: the residual blocks carry 2h channels
     blocks: int = 8  # residual blocks (the paper: 15)
     head: int = 64  # channels of the output 1x1 layers

@@ -61,6 +61,8 @@ from genlab.autoregressive.base import (
 class PixelRNNConfig:
     data_shape: tuple[int, ...] = (1, 28, 28)  # (C, H, W); from the data
     binarize: bool = False  # True: dynamically binarized data, Bernoulli outputs
+    output: str = "categorical"  # 8-bit: "categorical" (256-way) | "logistic_mixture"
+    mixtures: int = 5  # logistic_mixture: components per value
     hidden: int = 32  # h: LSTM units; the residual stream carries 2h channels
     layers: int = 2  # LSTM layers
     kernel: int = 3  # Row LSTM: width of the input- and state-to-state convolutions
