@@ -43,7 +43,13 @@ def steps_for_minutes(model_cls, model_cfg, train_cfg: TrainConfig, data, minute
     """How many steps fit in `minutes`: 60 steps of the real training loop on a throw-away copy
     of the model are timed (start-up included, so the estimate errs on the short side)."""
     probe = dataclasses.replace(
-        train_cfg, steps=60, eval_every=60, sample_every=60, checkpoint_every=60, val_split=""
+        train_cfg,
+        steps=60,
+        eval_every=60,
+        sample_every=60,
+        sample_n=1,  # one sample: an autoregressive model's 64 would dominate the probe
+        checkpoint_every=60,
+        val_split="",
     )
     torch.manual_seed(0)
     per_step = train_and_load(model_cls(model_cfg), "probe", data, probe) / 60
@@ -82,9 +88,10 @@ def main(argv: list[str] | None = None) -> dict:
         seed=args.seed,
         train_split="train+val",
         val_split="",
-        # only the final checkpoint and sample grid: the timing is of training itself
+        # only the final checkpoint and one sample: the timing is of training itself
         eval_every=steps,
         sample_every=steps,
+        sample_n=1,
         checkpoint_every=steps,
         log_every=100,
     )

@@ -319,14 +319,15 @@ class AutoregressiveImageModel(nn.Module):
             pick = torch.randperm(len(data), generator=generator)[:m]
             batch = data.batch(pick)
             x = self.prepare(batch_inputs(batch).to(device), generator=generator)
-            labels = batch_labels(batch) if self.conditional else None
+            labels = batch_labels(batch).to(device) if self.conditional else None
             half = self.config.data_shape[1] // 2
             top = x.clone()
             top[:, :, half:] = 0.5
             done = self.complete(x, half, generator=generator, labels=labels)
             grid = torch.cat([x, top, done])
             paths.append(save_image(grid, out_dir / "completions.png", nrow=m, scale=2))
-            paths.append(receptive_field_figure(self, x[:1], out_dir / "receptive_field.png"))
+            path = out_dir / "receptive_field.png"
+            paths.append(receptive_field_figure(self, x[:1], path, labels))
             return paths
         finally:
             self.train(was_training)

@@ -9,17 +9,20 @@ import torch
 from torch import Tensor
 
 
-def receptive_field(model: Any, x: Tensor, row: int, col: int) -> Tensor:
-    """|d logits(row, col, channel 0) / d x| summed over input channels: (H, W)."""
+def receptive_field(
+    model: Any, x: Tensor, row: int, col: int, labels: Tensor | None = None
+) -> Tensor:
+    """|d logits(row, col, channel 0) / d x| summed over input channels: (H, W); `labels`
+    (one, for class-conditional models)."""
     x = x[:1].clone().requires_grad_(True)
     with torch.enable_grad():
-        logits = model.logits(x)
+        logits = model.logits(x, None if labels is None else labels[:1])
         out = logits[:, 0, row, col] if model.config.binarize else logits[:, :, 0, row, col]
         out.sum().backward()
     return x.grad[0].abs().sum(0).detach().cpu()
 
 
-def receptive_field_figure(model: Any, x: Tensor, path: Path) -> Path:
+def receptive_field_figure(model: Any, x: Tensor, path: Path, labels: Tensor | None = None) -> Path:
     """The gradient of the centre pixel's logits with respect to the input image: every input
     value with a non-zero gradient is in the receptive field (coloured by magnitude, log scale);
     the red square is the output pixel."""
@@ -31,7 +34,7 @@ def receptive_field_figure(model: Any, x: Tensor, path: Path) -> Path:
 
     h, w = model.config.data_shape[1:]
     row, col = h // 2, w // 2
-    grad = receptive_field(model, x, row, col).numpy()
+    grad = receptive_field(model, x, row, col, labels).numpy()
     shown = np.where(grad > 0, np.log10(grad + 1e-30), np.nan)
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
     ax.imshow(np.zeros_like(grad), cmap="gray", vmin=-1, vmax=1)
