@@ -104,11 +104,19 @@ TINY: dict[str, list[dict]] = {
     "stylegan": [
         {"z_dim": 8, "w_dim": 8, "mapping_layers": 2, "channel_base": 32, "channel_max": 8}
     ],
+    "gpt": [
+        {"n_layer": 1, "n_head": 2, "n_embd": 8},
+        {"n_layer": 2, "n_head": 2, "n_embd": 8, "positions": "rotary", "dropout": 0.1},
+    ],
+    "lstm": [{"n_layer": 2, "hidden": 8, "n_embd": 8, "dropout": 0.1}],
+    "gru": [{"n_layer": 1, "hidden": 8, "n_embd": 8}],
+    "rnn": [{"n_layer": 1, "hidden": 8, "n_embd": 4, "tie_weights": False}],
 }
 # the dataset each model's tiny configs use (a config's "__data__" overrides it)
 DATA = {"vae": "digits", "dcgan": "digits", "wgan": "digits", "wgan-gp": "digits"}
 DATA |= {"cgan": "digits", "stylegan": "digits", "realnvp": "digits", "glow": "digits"}
 DATA |= dict.fromkeys(["pixelcnn", "gated-pixelcnn", "pixelrnn-row", "pixelrnn-diag"], "digits")
+DATA |= dict.fromkeys(["gpt", "lstm", "gru", "rnn"], "tinyshakespeare")
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 

@@ -5,6 +5,7 @@
     model = genlab.load("runs/vae")            # ready to sample, in eval mode
     images = model.sample(16, generator=torch.Generator().manual_seed(0))
     genlab.evaluate("runs/vae")                # eval.json + figures in the run directory
+    text = "".join(genlab.api.generate("runs/gpt", "ROMEO:", max_new_tokens=100))  # language models
 
 Only the registry and the contract are used here; no model is named.
 """
@@ -17,7 +18,9 @@ import datetime as _dt
 import json
 import math
 import os
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,8 @@ from genlab.fileio import atomic_write_text
 from genlab.registry import model_class
 from genlab.training.checkpoint import EMA_WEIGHTS, WEIGHTS, RunDir, load_weights
 from genlab.training.loop import select_device
+
+TOKENIZER = "tokenizer.json"  # text runs: the tokenizer the model was trained with
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -192,6 +197,15 @@ def train_run(
             )
     torch.manual_seed(train_cfg.seed)  # the initial weights depend on the seed only
     model = build_model(model_name, model_cfg)
+    tokenizer = train_data.spec.extra.get("tokenizer")
+    if tokenizer is not None:  # text: the model encodes prompts and decodes with it
+        model.tokenizer = tokenizer
+        from genlab.training.distributed import launched_rank
+
+        if not resume and launched_rank() == 0:
+            from genlab.text.tokenizers import save_tokenizer
+
+            save_tokenizer(tokenizer, run.path / TOKENIZER)
     summary = loop.train(
         model, train_data, val_data, train_cfg, run, resume=resume, progress=progress
     )
@@ -259,6 +273,10 @@ def load(run_dir: str | Path, *, checkpoint: str = "last", ema: bool = True, dev
         raise GenlabError(
             f"weights in {path} do not match the config: {str(e).splitlines()[0]}"
         ) from None
+    if (run.path / TOKENIZER).is_file():
+        from genlab.text.tokenizers import load_tokenizer
+
+        model.tokenizer = load_tokenizer(run.path / TOKENIZER)
     return model.to(select_device(device)).eval()
 
 
@@ -431,7 +449,12 @@ def evaluate(
         "checkpoint": checkpoint,
         "seed": seed,
     }
-    if metrics is None:
+    if metrics is None and data.spec.kind == "text":  # language models: loss, ppl, bits/char
+        from genlab.metrics.text import language_model_metrics
+
+        text = language_model_metrics(model, data, batch_size=batch_size)
+        result.update({f"{split}_{k}": v for k, v in text.items()})
+    elif metrics is None:
         loss = evaluate_loss(model, data, batch_size=batch_size, device=device, seed=seed)
         result.update({f"{split}_{k}": v for k, v in loss.items()})
         if isinstance(model, LikelihoodModel):
@@ -497,4 +520,47 @@ def info(run_dir: str | Path) -> dict[str, Any]:
             out["eval"] = json.loads((run.path / "eval.json").read_text())
         except json.JSONDecodeError:
             out["eval"] = "corrupt eval.json"
+    return out
+
+
+# --- text: generate, export -----------------------------------------------------------------
+def generate(
+    run_dir: str | Path,
+    prompt: str,
+    *,
+    checkpoint: str = "last",
+    use_cache: bool = True,
+    **settings: Any,
+) -> Iterator[str]:
+    """Stream the text a language model run generates after `prompt`, piece by piece.
+
+    `settings` are genlab.text.generation.GenerationConfig fields (max_new_tokens, temperature,
+    top_k, top_p, repetition_penalty, stop, seed); they and the prompt are checked before the
+    first piece (a prompt with characters outside a character vocabulary is an error).
+    """
+    from genlab.text.generation import GenerationConfig, generate_text
+
+    model = load(run_dir, checkpoint=checkpoint)
+    if not hasattr(model, "step") or getattr(model, "tokenizer", None) is None:
+        raise GenlabError(f"{run_dir} is not a language model run (no tokenizer); try sample")
+    config = GenerationConfig(**settings)
+    config.validate()
+    return generate_text(model, model.tokenizer, prompt, config, use_cache=use_cache)
+
+
+def export(run_dir: str | Path, out: str | Path, *, format: str = "hf", checkpoint: str = "last"):
+    """Write a run's model in another library's format (the model's `export(folder, format)`),
+    with the run's tokenizer beside it; `out` must be new or empty."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GenlabError(f"{out} already exists and is not empty; choose another --out")
+    model = load(run_dir, checkpoint=checkpoint)
+    if not hasattr(model, "export"):
+        raise GenlabError(f"{type(model).__name__} has no export formats")
+    try:
+        model.export(out, format)
+    except ValueError as e:
+        raise GenlabError(str(e)) from None
+    if (Path(run_dir) / TOKENIZER).is_file():
+        shutil.copyfile(Path(run_dir) / TOKENIZER, out / f"genlab_{TOKENIZER}")
     return out

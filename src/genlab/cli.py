@@ -1,4 +1,4 @@
-"""The `genlab` command: list, train, sample, interpolate, evaluate, fid, info.
+"""The `genlab` command: list, train, sample, interpolate, evaluate, fid, generate, export, info.
 
 Bad input never shows a traceback: a GenlabError (or a usage error) is one line on stderr and
 exit code 2 (3 when training diverged). Set GENLAB_DEBUG=1 to see the traceback of an
@@ -238,6 +238,62 @@ def fid(
         save_stats=save_stats,
     )
     _console().print_json(json.dumps(result))
+
+
+@app.command()
+def generate(
+    run: Annotated[Path, typer.Argument(help="language model run directory")],
+    prompt: Annotated[str, typer.Option(help="text to continue")] = "\n",
+    max_new_tokens: Annotated[int, typer.Option(help="tokens to generate at most")] = 300,
+    temperature: Annotated[float, typer.Option(help="0 = greedy; < 1 sharper, > 1 flatter")] = 0.8,
+    top_k: Annotated[int | None, typer.Option(help="sample among the k most likely")] = None,
+    top_p: Annotated[float | None, typer.Option(help="nucleus: smallest set with mass p")] = None,
+    repetition_penalty: Annotated[
+        float, typer.Option(help="> 1 discourages tokens already in the context")
+    ] = 1.0,
+    stop: Annotated[
+        list[str] | None, typer.Option(help="stop before this text (repeatable)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (default: random)")] = None,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="KV cache / carried RNN state")
+    ] = True,
+    checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
+) -> None:
+    """Generate text from a language model run, streamed to the terminal as it comes."""
+    from genlab.api import generate as generate_text
+
+    pieces = generate_text(
+        run,
+        prompt,
+        checkpoint=checkpoint,
+        use_cache=cache,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        stop=tuple(stop or ()),
+        seed=seed,
+    )
+    sys.stdout.write(prompt)
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    out: Annotated[Path, typer.Option(help="output folder (new or empty)")],
+    format: Annotated[str, typer.Option(help="hf: a Hugging Face folder (GPT -> GPT-2)")] = "hf",
+    checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
+) -> None:
+    """Export a run's model for another library (GPT: transformers.GPT2LMHeadModel)."""
+    from genlab.api import export as export_run
+
+    _console().print(f"wrote {export_run(run, out, format=format, checkpoint=checkpoint)}")
 
 
 @app.command()

@@ -12,8 +12,9 @@ registry, never a specific model:
         def log_prob(self, x, *, generator=None) -> Tensor   # nats per example; exact or a bound
 
 Optional parts, each found by `isinstance` against the protocols below, never by model name:
-- Config fields `data_shape: tuple[int, ...]` and `num_classes: int` are filled from the
-  dataset's DataSpec by :func:`config_for_data` unless the user overrides them.
+- Config fields `data_shape: tuple[int, ...]` and `num_classes: int` (and for text data
+  `vocab_size` and `block_size`, the window length) are filled from the dataset's DataSpec by
+  :func:`config_for_data` unless the user overrides them.
 - `prepare(x, *, generator=None)`: map data in [0, 1] to the model's data space (e.g. a
   Bernoulli draw for binarized data). Evaluation calls it with a seeded generator so every
   evaluation sees the same binarized test set; `loss` calls it itself with the global RNG.
@@ -87,11 +88,17 @@ C = TypeVar("C")
 
 
 def config_for_data(config: C, spec: DataSpec) -> C:
-    """Fill the data-dependent fields (`data_shape`, `num_classes`) a Config declares."""
+    """Fill the data-dependent fields (`data_shape`, `num_classes`, text's `vocab_size` and
+    `block_size`) a Config declares."""
     names = {f.name for f in dataclasses.fields(config)}
     changes: dict[str, Any] = {}
     if "data_shape" in names:
         changes["data_shape"] = tuple(spec.shape)
     if "num_classes" in names:
         changes["num_classes"] = spec.num_classes
+    if spec.kind == "text":  # language models: the tokenizer's vocabulary and the data's window
+        if "vocab_size" in names:
+            changes["vocab_size"] = spec.vocab_size
+        if "block_size" in names:
+            changes["block_size"] = spec.shape[0]
     return dataclasses.replace(config, **changes)

@@ -65,6 +65,24 @@ MODELS: dict[str, tuple[str, str]] = {
         "Glow (Kingma & Dhariwal 2018): ActNorm, LU invertible 1x1 convolutions, affine "
         "couplings, multi-scale with learned priors; temperature sampling",
     ),
+    "gpt": (
+        "genlab.text.gpt:GPT",
+        "GPT (Radford et al. 2019, nanoGPT's layout): decoder-only transformer, pre-LayerNorm, "
+        "causal SDPA, learned or rotary positions, weight tying; KV-cached generation",
+    ),
+    "lstm": (
+        "genlab.text.lstm:LSTM",
+        "LSTM language model (Hochreiter & Schmidhuber 1997): multi-layer, dropout, weight "
+        "tying; generation carries the (h, c) state",
+    ),
+    "gru": (
+        "genlab.text.gru:GRU",
+        "GRU language model (Cho et al. 2014): multi-layer, dropout, weight tying",
+    ),
+    "rnn": (
+        "genlab.text.rnn:RNN",
+        "Vanilla (tanh) RNN language model (Elman 1990): multi-layer, dropout, weight tying",
+    ),
     "stylegan": (
         "genlab.gan.stylegan:StyleGAN",
         "StyleGAN (Karras et al. 2019/2020) at 32x32: mapping network, modulated convolutions, "

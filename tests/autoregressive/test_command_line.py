@@ -8,6 +8,7 @@ import math
 
 import pytest
 from PIL import Image
+
 from test_cli import assert_one_line_error, run_cli
 
 TINY = ["-o", "hidden=4", "-o", "layers=1", "-o", "head=4", "-o", "train.batch_size=16"]

@@ -3,8 +3,9 @@
 `load_dataset("mnist", "train")` returns a dataset that keeps the contract in `base.py`. The
 registry below is the only list of names: a dict literal from name to "module:function", so it
 is greppable and a dataset's module (and its dependencies) is imported only when that dataset is
-used. Two prefix families take an argument after a colon: `toy2d:NAME` (2-D densities) and
-`folder:PATH` (a folder of the user's images).
+used. Three prefix families take an argument after a colon: `toy2d:NAME` (2-D densities),
+`folder:PATH` (a folder of the user's images) and `text:PATH` (the user's UTF-8 text file or
+folder of .txt files).
 
 Every loader takes one split ("train", "val" or "test") and keyword options; `load_dataset`
 checks the name, the split and the option names at this boundary, and joins splits written as
@@ -69,7 +70,8 @@ DATASETS: dict[str, tuple[str, str]] = {
     ),
     "tinyshakespeare": (
         "genlab.data.text:load_tinyshakespeare",
-        "Tiny Shakespeare, character level, 65 symbols; 1 MB download (90/10%, test = val)",
+        "Tiny Shakespeare; tokenizer char (65 symbols, default), word or bpe; 1 MB download "
+        "(90/10% of the characters, test = val)",
     ),
 }
 
@@ -83,7 +85,14 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "genlab.data.folder:load_folder",
         "your own images: every png/jpg/bmp/gif/webp under PATH, resized (90/5/5%)",
     ),
+    "text": (
+        "genlab.data.text:load_text_dataset",
+        "your own UTF-8 text: a file, or every .txt under a folder; tokenizer char, word or bpe "
+        "(90/10% of the characters, test = val)",
+    ),
 }
+# what the error for a bare "prefix:" suggests
+_EXAMPLES = {"toy2d": "toy2d:moons", "folder": "folder:~/pictures", "text": "text:~/corpus.txt"}
 
 
 def data_dir() -> Path:
@@ -113,8 +122,7 @@ def _loader(name: str) -> tuple[Callable[..., Dataset], tuple[str, ...]]:
     if colon and prefix in FAMILIES:
         if not argument:
             raise GenlabError(
-                f"dataset {name!r} needs an argument after the colon, e.g. "
-                f"{'toy2d:moons' if prefix == 'toy2d' else 'folder:~/pictures'}"
+                f"dataset {name!r} needs an argument after the colon, e.g. {_EXAMPLES[prefix]}"
             )
         return _resolve(FAMILIES[prefix][0]), (argument,)
     raise GenlabError(
@@ -145,7 +153,8 @@ def load_dataset(
 
     `root` overrides `data_dir()` for datasets that download; `options` are dataset-specific
     (see `list_datasets()` and each loader's docstring), e.g. `image_size` for shapes and
-    folder:, `n` for toy2d:. Every call returns a fresh dataset object.
+    folder:, `n` for toy2d:, `tokenizer`, `vocab_size` and `block_size` for text datasets.
+    Every call returns a fresh dataset object.
     """
     from genlab.data.splits import concat, parse_split
 
@@ -163,9 +172,11 @@ def dataset_spec(name: str, **options: object) -> DataSpec:
 
 
 def list_datasets() -> list[tuple[str, str]]:
-    """(name, description) of every dataset, including each `toy2d:NAME` and `folder:PATH`."""
+    """(name, description) of every dataset, including each `toy2d:NAME`, `folder:PATH` and
+    `text:PATH`."""
     from genlab.data.toy2d import DENSITIES
 
     named = [(name, description) for name, (_, description) in DATASETS.items()]
     toys = [(f"toy2d:{toy}", FAMILIES["toy2d"][1]) for toy in DENSITIES]
-    return [*named, *toys, ("folder:PATH", FAMILIES["folder"][1])]
+    paths = [(f"{prefix}:PATH", FAMILIES[prefix][1]) for prefix in ("folder", "text")]
+    return [*named, *toys, *paths]

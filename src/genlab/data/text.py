@@ -1,22 +1,39 @@
-"""Text datasets: named corpora and character-level windows over them (first version).
+"""Text datasets: a corpus (tinyshakespeare, a UTF-8 file, a folder of .txt files) as token windows.
 
-The character vocabulary is the sorted set of characters of the whole file, so ids are stable
-for a given file. The token ids are written once as a little-endian uint16 file next to the text
-(`<name>.<sha256 prefix>.u16`, atomic write) and memory-mapped afterwards: loading is then
-instant and costs no memory per worker. When the text's folder is read-only (a shared data
-folder) the token file goes to a per-user folder under the system temp dir instead. The sha256
-prefix in its name means a changed text can never be paired with stale ids.
+Splits are nanoGPT's: the first 90% of the characters are train, the last 10% val; there is no
+separate test text, so test is val. Each part is encoded on its own (a token never straddles the
+cut). The char vocabulary is every character of the whole text (65 for tinyshakespeare, as in
+nanoGPT), so val never meets an unknown character; word and BPE tokenizers are trained on the
+train part only, so nothing leaks from val into the vocabulary.
 
-A later text issue extends this (tokenizers, more corpora); keep this module small.
+Caching: the trained tokenizer and each part's token ids are written once, atomically, and the
+ids are memory-mapped afterwards (instant, no memory per worker). Files go next to the text
+(for a folder: next to the folder), or, when that folder is read-only (a shared data folder),
+to a per-user folder under the system temp dir. Names carry the text's sha256 prefix, and the
+ids file also a hash of the tokenizer's description and the split, so a changed text or
+tokenizer can never be paired with stale ids: `<name>.<sha>.<kind>[size].tokenizer.json` and
+`<name>.<sha>.<kind>-<tokenizer hash>.<train|val>.u16` (`.u32` above 65536 tokens), little-endian.
+Each load still hashes the text once (a sequential read, about 1 s per GB) to find its files.
+
+Memory stays bounded for corpora larger than memory: files are read `CHUNK_BYTES` at a time and
+decoded incrementally (so a cut never splits a UTF-8 character); for word and BPE the pieces are
+re-cut between a non-space and a space character, a place no word piece or BPE pre-token ever
+spans, so encoding chunk by chunk gives exactly the ids of a one-shot encode. (A stretch of text
+with no whitespace at all is held in memory whole until whitespace or the end comes.)
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import json
 import os
 import stat
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -24,9 +41,19 @@ from torch import Tensor
 
 from genlab.data.base import DataSpec
 from genlab.data.download import RemoteFile, fetch
-from genlab.data.options import int_option
+from genlab.data.options import choice_option, int_option
 from genlab.data.splits import one_split
 from genlab.errors import GenlabError, close_matches
+from genlab.text.tokenizers import (
+    KINDS,
+    WHITESPACE,
+    CharTokenizer,
+    Tokenizer,
+    check_kind,
+    load_tokenizer,
+    resolve_vocab_size,
+    train_tokenizer,
+)
 
 TEXT_FILES = {
     # Karpathy's char-rnn corpus (1115394 characters); sha256 of input.txt at that URL.
@@ -40,6 +67,8 @@ TEXT_FILES = {
     ),
 }
 TRAIN_FRACTION = 0.9
+CHUNK_BYTES = 1 << 20  # how much of a file is read (and encoded) at a time
+_SPACES = frozenset(WHITESPACE)
 
 
 def load_text(name: str = "tinyshakespeare", *, root: Path | str | None = None) -> str:
@@ -55,31 +84,228 @@ def text_path(name: str, *, root: Path | str | None = None) -> Path:
     return fetch(TEXT_FILES[name], root=root)
 
 
-def token_ids(path: Path) -> tuple[np.ndarray, str]:
-    """(ids as a read-only uint16 memmap, vocabulary) of the characters of a UTF-8 file."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise GenlabError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from e
-    if not text:
-        raise GenlabError(f"{path} is empty")
-    vocab = "".join(sorted(set(text)))
-    if len(vocab) > np.iinfo(np.uint16).max:
-        raise GenlabError(f"{path} has {len(vocab)} distinct characters, more than uint16 holds")
-    name = f"{path.name}.{hashlib.sha256(raw).hexdigest()[:16]}.u16"
-    for folder in _cache_folders(path.parent):
-        cached = folder / name
-        if cached.is_file() and cached.stat().st_size == 2 * len(text):
+@dataclass(frozen=True)
+class TextSource:
+    """A text: one UTF-8 file, or a folder's `*.txt` files (sorted by relative path) joined by "\\n"."""
+
+    name: str  # how messages call it, e.g. "text:notes" or "tinyshakespeare"
+    path: Path  # the file or folder
+    files: tuple[Path, ...]
+
+    @property
+    def cache_folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def cache_stem(self) -> str:
+        return self.path.name or "text"
+
+
+def text_source(path: Path | str, *, name: str | None = None) -> TextSource:
+    """Check that `path` is a non-empty text file or a folder with .txt files in it."""
+    path = Path(path).expanduser()
+    name = name or f"text:{path}"
+    if not path.exists():
+        raise GenlabError(f"{name}: no such file or folder")
+    if path.is_dir():
+        files = sorted(
+            (p for p in path.rglob("*.txt") if p.is_file()),
+            key=lambda p: p.relative_to(path).as_posix(),
+        )
+        if not files:
+            raise GenlabError(f"{name}: no .txt files in this folder or its subfolders")
+    else:
+        files = [path]
+    if sum(p.stat().st_size for p in files) == 0 and len(files) == 1:
+        raise GenlabError(f"{name} is empty")
+    return TextSource(name, path, tuple(files))
+
+
+def _read_pieces(source: TextSource, chunk_bytes: int) -> Iterator[str]:
+    """The text in pieces of at most `chunk_bytes` characters, decoded incrementally."""
+    for k, path in enumerate(source.files):
+        if k:
+            yield "\n"
+        decoder = codecs.getincrementaldecoder("utf-8")()  # strict: bad bytes are an error
+        offset = 0  # bytes of this file given to the decoder so far
+        where = source.name
+        if path != source.path:
+            where = f"{source.name}: {path.relative_to(source.path).as_posix()}"
+        try:
+            with path.open("rb") as f:
+                while True:
+                    data = f.read(chunk_bytes)
+                    held = len(decoder.getstate()[0])  # an incomplete character from before
+                    try:
+                        text = decoder.decode(data, final=not data)
+                    except UnicodeDecodeError as e:
+                        raise GenlabError(
+                            f"{where} is not UTF-8 text ({e.reason} at byte "
+                            f"{offset - held + e.start})"
+                        ) from None
+                    offset += len(data)
+                    if text:
+                        yield text
+                    if not data:
+                        break
+        except OSError as e:
+            raise GenlabError(f"cannot read {path} ({e.strerror or e})") from e
+
+
+def _sha256(source: TextSource, chunk_bytes: int) -> str:
+    """sha256 of the joined text's bytes (files and the "\\n" between them)."""
+    digest = hashlib.sha256()
+    for k, path in enumerate(source.files):
+        if k:
+            digest.update(b"\n")
+        try:
+            with path.open("rb") as f:
+                while data := f.read(chunk_bytes):
+                    digest.update(data)
+        except OSError as e:
+            raise GenlabError(f"cannot read {path} ({e.strerror or e})") from e
+    return digest.hexdigest()
+
+
+def _char_range(pieces: Iterable[str], start: int, stop: int) -> Iterator[str]:
+    """The characters [start, stop) of the text that `pieces` spell, still in pieces."""
+    position = 0
+    for piece in pieces:
+        end = position + len(piece)
+        if end > start and position < stop:
+            yield piece[max(start - position, 0) : min(stop, end) - position]
+        position = end
+        if position >= stop:
+            return
+
+
+def _cut_at_whitespace(pieces: Iterable[str]) -> Iterator[str]:
+    """Re-cut `pieces` only where a non-space character is followed by a space character.
+
+    Invariant: `pending` has no such place at an index >= 1, so only the new text is searched.
+    """
+    pending = ""
+    for piece in pieces:
+        searched = len(pending)
+        pending += piece
+        cut = _last_cut(pending, max(searched, 1))
+        if cut:
+            yield pending[:cut]
+            pending = pending[cut:]
+    if pending:
+        yield pending
+
+
+def _last_cut(text: str, start: int) -> int:
+    """The last i >= start with text[i-1] not a space and text[i] a space, else 0."""
+    for i in range(len(text) - 1, start - 1, -1):
+        if text[i] in _SPACES and text[i - 1] not in _SPACES:
+            return i
+    return 0
+
+
+def text_chunks(
+    source: TextSource, start: int, stop: int, *, kind: str, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[str]:
+    """Characters [start, stop) of `source` in chunks that `kind` can encode one by one."""
+    chunks = _char_range(_read_pieces(source, chunk_bytes), start, stop)
+    return chunks if kind == "char" else _cut_at_whitespace(chunks)
+
+
+def _scan(source: TextSource, chunk_bytes: int, *, collect: bool) -> tuple[int, set[str]]:
+    """(number of characters, the set of characters if `collect`); checks the text is UTF-8."""
+    length, seen = 0, set()
+    for piece in _read_pieces(source, chunk_bytes):
+        length += len(piece)
+        if collect:
+            seen.update(piece)
+    return length, seen
+
+
+def token_ids(
+    source: TextSource | Path | str,
+    split: str = "train",
+    *,
+    tokenizer: str = "char",
+    vocab_size: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> tuple[np.ndarray, Tokenizer]:
+    """(ids of one split as a read-only memmap, the tokenizer), made once and cached on disk.
+
+    train: the first 90% of the characters; val and test: the last 10%. `chunk_bytes` is how
+    much is read and encoded at a time (the result does not depend on it).
+    """
+    if not isinstance(source, TextSource):
+        source = text_source(source)
+    part = "train" if one_split(split) == "train" else "val"
+    kind = check_kind(tokenizer)
+    size = resolve_vocab_size(kind, vocab_size)
+    stem = f"{source.cache_stem}.{_sha256(source, chunk_bytes)[:16]}"
+    tokenizer_name = f"{stem}.{kind}{size or ''}.tokenizer.json"
+    tok = _cached_tokenizer(tokenizer_name, source.cache_folder)
+    length = None  # characters in the whole text, counted only when something must be made
+    if tok is None:
+        length, chars = _scan(source, chunk_bytes, collect=kind == "char")
+        if kind == "char":
+            tok = CharTokenizer("".join(chars))
+        else:  # trained on the train part only
+            train = text_chunks(source, 0, _cut(length), kind=kind, chunk_bytes=chunk_bytes)
+            tok = train_tokenizer(kind, train, size)
+        described = json.dumps(tok.to_dict(), ensure_ascii=False).encode("utf-8")
+        _write_atomically(tokenizer_name, source.cache_folder, lambda f: f.write(described))
+
+    wide = tok.vocab_size > 1 << 16
+    dtype, suffix = ("<u4", "u32") if wide else ("<u2", "u16")
+    ids_name = f"{stem}.{kind}-{_digest(tok)}.{part}.{suffix}"
+    cached = _cached_ids(ids_name, source.cache_folder, dtype)
+    if cached is not None:
+        return cached, tok
+    if length is None:
+        length, _ = _scan(source, chunk_bytes, collect=False)
+    start, stop = (0, _cut(length)) if part == "train" else (_cut(length), length)
+    encoder = tok  # a name the closure can see as non-optional
+
+    def write(f: BinaryIO) -> None:
+        for chunk in text_chunks(source, start, stop, kind=kind, chunk_bytes=chunk_bytes):
+            f.write(np.asarray(encoder.encode(chunk), dtype=dtype).tobytes())
+
+    return _open_ids(_write_atomically(ids_name, source.cache_folder, write), dtype), tok
+
+
+def _cut(length: int) -> int:
+    return int(TRAIN_FRACTION * length)
+
+
+def _digest(tok: Tokenizer) -> str:
+    described = json.dumps(tok.to_dict(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(described.encode("utf-8")).hexdigest()[:12]
+
+
+def _cached_tokenizer(name: str, text_folder: Path) -> Tokenizer | None:
+    for folder in _cache_folders(text_folder):
+        if (folder / name).is_file():
             try:
-                return np.memmap(cached, dtype="<u2", mode="r"), vocab
+                return load_tokenizer(folder / name)
+            except GenlabError:  # unreadable or damaged: make it again
+                continue
+    return None
+
+
+def _cached_ids(name: str, text_folder: Path, dtype: str) -> np.ndarray | None:
+    for folder in _cache_folders(text_folder):
+        path = folder / name
+        if path.is_file() and path.stat().st_size % np.dtype(dtype).itemsize == 0:
+            try:
+                return _open_ids(path, dtype)
             except OSError:  # e.g. another user's unreadable file: make our own
                 continue
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")  # one code point per char
-    table = np.zeros(max(map(ord, vocab)) + 1, dtype="<u2")
-    table[[ord(c) for c in vocab]] = np.arange(len(vocab), dtype="<u2")
-    ids = table[codes]
-    return np.memmap(_write_atomically(ids, name, path.parent), dtype="<u2", mode="r"), vocab
+    return None
+
+
+def _open_ids(path: Path, dtype: str) -> np.ndarray:
+    if path.stat().st_size == 0:  # mmap cannot map an empty file
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
 
 
 def _cache_folders(text_folder: Path) -> list[Path]:
@@ -98,8 +324,8 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _write_atomically(ids: np.ndarray, name: str, text_folder: Path) -> Path:
-    """Save `ids` as `name` in the first usable cache folder (temp file, fsync, rename)."""
+def _write_atomically(name: str, text_folder: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Make `name` in the first usable cache folder from `write(file)` (temp, fsync, rename)."""
     errors = []
     for folder in _cache_folders(text_folder):
         try:
@@ -110,7 +336,7 @@ def _write_atomically(ids: np.ndarray, name: str, text_folder: Path) -> Path:
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
             try:
                 with os.fdopen(fd, "wb") as f:
-                    f.write(ids.astype("<u2").tobytes())
+                    write(f)
                     f.flush()
                     os.fsync(f.fileno())
                 os.chmod(tmp, 0o644)  # mkstemp makes it private; others may share the folder
@@ -121,60 +347,114 @@ def _write_atomically(ids: np.ndarray, name: str, text_folder: Path) -> Path:
             return folder / name
         except OSError as e:
             errors.append(f"{folder}: {e.strerror}")
-    raise GenlabError(f"cannot write the token file {name}: {'; '.join(errors)}")
+    raise GenlabError(f"cannot write the cache file {name}: {'; '.join(errors)}")
 
 
 class TextDataset:
-    """Character windows: example i is (x, y) = (ids[i : i+T], ids[i+1 : i+T+1]), T = block_size.
+    """Token windows: example i is (x, y) = (ids[s : s+T], ids[s+1 : s+T+1]) with s = i * stride,
+    T = block_size.
 
-    `len` is the number of window starts, len(ids) - block_size, so every window has its target.
+    The train split has a window at every token (stride 1: the loop draws random windows, as
+    nanoGPT does); val and test have non-overlapping windows (stride T), so one pass over them
+    scores every token of the split once.
     """
 
-    def __init__(self, ids: np.ndarray, vocab: str, block_size: int):
+    def __init__(
+        self,
+        ids: np.ndarray,
+        tokenizer: Tokenizer,
+        block_size: int,
+        *,
+        name: str = "",
+        stride: int = 1,
+    ):
         if len(ids) <= block_size:
-            raise GenlabError(f"text of {len(ids)} tokens is too short for block_size {block_size}")
-        self.ids, self.vocab, self.block_size = ids, vocab, block_size
+            where = f"{name}: " if name else ""
+            raise GenlabError(
+                f"{where}text of {len(ids)} tokens is too short for block_size {block_size} "
+                f"(needs more than {block_size})"
+            )
+        self.ids, self.tokenizer, self.block_size, self.stride = ids, tokenizer, block_size, stride
         self.spec = DataSpec(
             kind="text",
             shape=(block_size,),
             levels=0,
-            vocab_size=len(vocab),
-            extra={"vocab": vocab},
+            vocab_size=tokenizer.vocab_size,
+            extra={"tokenizer": tokenizer},
         )
-        self._index = {c: i for i, c in enumerate(vocab)}
 
     def __len__(self) -> int:
-        return len(self.ids) - self.block_size
+        return (len(self.ids) - self.block_size - 1) // self.stride + 1
 
     def batch(self, indices: Tensor) -> tuple[Tensor, Tensor]:
-        starts = torch.as_tensor(indices, dtype=torch.long).cpu().numpy()
-        if starts.size and (starts.min() < 0 or starts.max() >= len(self)):
-            raise IndexError(f"window start out of range for {len(self)} windows")
-        window = starts[:, None] + np.arange(self.block_size + 1)  # (B, T+1)
+        index = torch.as_tensor(indices, dtype=torch.long).cpu().numpy()
+        if index.size and (index.min() < 0 or index.max() >= len(self)):
+            raise IndexError(f"window index out of range for {len(self)} windows")
+        window = index[:, None] * self.stride + np.arange(self.block_size + 1)  # (B, T+1)
         chunk = torch.from_numpy(self.ids[window].astype(np.int64))  # (B, T+1)
         return chunk[:, :-1], chunk[:, 1:]  # x (B, T), y (B, T) shifted by one
 
     def encode(self, text: str) -> list[int]:
-        unknown = sorted(set(text) - self._index.keys())
-        if unknown:
-            raise GenlabError(f"characters not in the vocabulary: {''.join(unknown)!r}")
-        return [self._index[c] for c in text]
+        return self.tokenizer.encode(text)
 
-    def decode(self, ids: Tensor | list[int]) -> str:
-        return "".join(self.vocab[int(i)] for i in ids)
+    def decode(self, ids: Tensor | Iterable[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+
+def _options(
+    split: str, tokenizer: object, vocab_size: object, block_size: object
+) -> tuple[str, str, int | None, int]:
+    """The boundary checks every text loader shares: (split, tokenizer, vocab_size, block_size)."""
+    split = one_split(split)
+    kind = choice_option("tokenizer", tokenizer, KINDS)
+    return (
+        split,
+        kind,
+        resolve_vocab_size(kind, vocab_size),
+        int_option("block_size", block_size, minimum=1),
+    )
+
+
+def _windows(
+    source: TextSource, split: str, kind: str, vocab_size: int | None, block_size: int
+) -> TextDataset:
+    ids, tok = token_ids(source, split, tokenizer=kind, vocab_size=vocab_size)
+    stride = 1 if split == "train" else block_size  # evaluation: every token once
+    return TextDataset(ids, tok, block_size, name=f"{source.name} {split} split", stride=stride)
+
+
+def load_text_dataset(
+    path: str,
+    split: str = "train",
+    *,
+    tokenizer: str = "char",
+    vocab_size: int | None = None,
+    block_size: int = 64,
+) -> TextDataset:
+    """`text:PATH`: a UTF-8 file, or every .txt file under a folder (sorted, joined by "\\n").
+
+    Options: tokenizer ("char", default: every character of the text; "word"; "bpe"),
+    vocab_size (word: default 5000, at least 2; bpe: default 2000, at least 256), block_size
+    (default 64): the window length T. Splits: train = the first 90% of the characters,
+    val = the last 10%; test is the same as val.
+    """
+    checked = _options(split, tokenizer, vocab_size, block_size)
+    return _windows(text_source(path), *checked)
 
 
 def load_tinyshakespeare(
-    split: str = "train", *, root: Path | str | None = None, block_size: int = 64
+    split: str = "train",
+    *,
+    root: Path | str | None = None,
+    tokenizer: str = "char",
+    vocab_size: int | None = None,
+    block_size: int = 64,
 ) -> TextDataset:
-    """Tiny Shakespeare (Karpathy's char-rnn corpus), character level, 65 symbols.
+    """Tiny Shakespeare (Karpathy's char-rnn corpus); char level has nanoGPT's 65 symbols.
 
-    From `data_dir()/tinyshakespeare.txt` (checksummed) or downloaded. Splits: train = the first
-    90% of the characters, val = the last 10%; there is no separate test text yet, so test is
-    the same as val. Option block_size (default 64): the window length T.
+    From `data_dir()/tinyshakespeare.txt` (checksummed) or downloaded. Options and splits as
+    for `text:PATH` (train = the first 90% of the characters, val = test = the last 10%).
     """
-    split = one_split(split)
-    block_size = int_option("block_size", block_size, minimum=1)
-    ids, vocab = token_ids(text_path("tinyshakespeare", root=root))
-    cut = int(TRAIN_FRACTION * len(ids))
-    return TextDataset(ids[:cut] if split == "train" else ids[cut:], vocab, block_size)
+    checked = _options(split, tokenizer, vocab_size, block_size)  # before any download
+    source = text_source(text_path("tinyshakespeare", root=root), name="tinyshakespeare")
+    return _windows(source, *checked)

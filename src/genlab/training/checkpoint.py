@@ -42,7 +42,14 @@ METRICS = "metrics.csv"
 def save_weights(path: Path, state: dict[str, Tensor], metadata: dict[str, str] | None = None):
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    tensors, seen = {}, set()
+    for k, v in state.items():
+        v = v.detach().cpu().contiguous()
+        # tied weights (a language model's head and embedding) share storage, which safetensors
+        # refuses: store a copy under each name; strict loading assigns both the same values
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), v.shape)
+        tensors[k] = v.clone() if key in seen else v
+        seen.add(key)
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 

@@ -24,6 +24,7 @@ import random
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -289,6 +290,15 @@ def save_samples(model: nn.Module, n: int, path, *, seed: int, device: torch.dev
     with torch.no_grad(), forked_rng(seed, device):
         samples = model.sample(n, generator=generator)
     model.train(was_training)
+    if hasattr(model, "samples_to_text"):  # language models: token ids -> a text file
+        from genlab.fileio import atomic_write_text
+
+        texts = model.samples_to_text(samples)
+        separator = "\n" + "-" * 40 + "\n"
+        path = Path(path).with_suffix(".txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, separator.join(texts) + "\n")
+        return True
     return save_samples_figure(samples, path)
 
 

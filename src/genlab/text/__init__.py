@@ -1,0 +1,1 @@
+"""Text generation: tokenizers, language models (RNN, GRU, LSTM, GPT) and generation."""

@@ -1,0 +1,203 @@
+"""GPT: a decoder-only transformer language model (Radford et al. 2018/2019; nanoGPT's layout).
+
+Read bottom-up: attention, MLP, block, model. Per block (pre-LayerNorm, GPT-2):
+
+    x = x + attn(ln_1(x))      causal multi-head self-attention (`scaled_dot_product_attention`)
+    x = x + mlp(ln_2(x))       Linear(C, 4C) -> GELU (tanh approximation) -> Linear(4C, C)
+
+then a final LayerNorm and the language-model head, whose weight is the token embedding's
+(weight tying, Press & Wolf 2017). Positions are learned embeddings (GPT-2) or rotary
+(`positions="rotary"`, Su et al. 2021: queries and keys rotated by their absolute position, so
+attention scores depend on relative positions only). GPT-2's initialization: N(0, 0.02) weights,
+zero biases, and the residual projections scaled by 1 / sqrt(2 n_layer).
+
+`step(ids, cache)` is the generation interface (genlab.text.generation): it runs the T new
+tokens after the ones the cache holds and returns their logits and the extended cache, a
+(keys, values) pair per layer of shape (B, n_head, P + T, head_dim). With the cache each new
+token costs one position's work instead of a re-read of the whole context; the tests check that
+the cached logits equal the full forward pass to 1e-5 and that the generated tokens are the same.
+
+With `bias=True`, learned positions and the tanh GELU the layout is GPT-2's, so a model exports
+to and imports from Hugging Face's GPT2LMHeadModel with identical logits (genlab.text.hf).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genlab.text.base import LanguageModel
+
+POSITIONS = ("learned", "rotary")
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65  # from the data's tokenizer
+    block_size: int = 64  # the longest context; from the data's window (-o data.block_size=N)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0  # small data and short runs: regularization costs more than it gives
+    bias: bool = True  # biases in Linear and LayerNorm (GPT-2 has them)
+    positions: str = "learned"  # "learned" (GPT-2) | "rotary"
+    rope_base: float = 10000.0  # rotary: the base of the rotation frequencies
+
+    def validate(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must divide by n_head ({self.n_head})")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.positions not in POSITIONS:
+            raise ValueError(
+                f"positions must be one of {', '.join(POSITIONS)}, got {self.positions!r}"
+            )
+        if self.positions == "rotary" and (self.n_embd // self.n_head) % 2:
+            raise ValueError("rotary positions need an even head size (n_embd / n_head)")
+
+
+def rotate(x: Tensor, start: int, base: float) -> Tensor:
+    """Rotary embedding of x (B, H, T, D) at absolute positions start .. start + T - 1: each
+    pair (x[2i], x[2i+1]) is rotated by the angle position * base^(-2i / D)."""
+    d, t = x.shape[-1], x.shape[-2]
+    inv_freq = base ** (-torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)
+    angle = torch.arange(start, start + t, device=x.device, dtype=torch.float32)[:, None] * inv_freq
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)  # (T, D/2)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.rotary = cfg.rope_base if cfg.positions == "rotary" else None
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v at once
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self, x: Tensor, past: tuple[Tensor, Tensor] | None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        b, t, c = x.shape  # (B, T, C)
+        q, k, v = self.c_attn(x).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        p = 0 if past is None else past[0].shape[2]  # positions already in the cache
+        if self.rotary is not None:
+            q, k = rotate(q, p, self.rotary), rotate(k, p, self.rotary)
+        if past is not None:
+            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)  # (B, H, P+T, D)
+        if p == 0 or t == 1:  # square causal mask, or one query that may see every key
+            mask, causal = None, p == 0
+        else:  # query i sits at position p + i: it sees keys 0 .. p + i
+            mask = torch.ones(t, p + t, dtype=torch.bool, device=x.device).tril(diagonal=p)
+            causal = False
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=causal,
+        )  # (B, H, T, D)
+        y = y.transpose(1, 2).contiguous().view(b, t, c)
+        return self.resid_dropout(self.c_proj(y)), (k, v)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: Tensor, past: Any) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        a, present = self.attn(self.ln_1(x), past)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), present
+
+
+class GPT(LanguageModel):
+    Config = GPTConfig
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "steps": 2000,
+        "lr": 1e-3,
+        "batch_size": 12,
+        "warmup_steps": 100,
+    }
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.block_size = config.block_size
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = (
+            nn.Embedding(config.block_size, config.n_embd)
+            if config.positions == "learned"
+            else None
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: residual projections scaled down
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def step(self, ids: Tensor, cache: list | None = None) -> tuple[Tensor, list]:
+        """ids (B, T) after the P tokens in `cache` -> (logits (B, T, V), the new cache)."""
+        p = 0 if cache is None else cache[0][0].shape[2]
+        t = ids.shape[1]
+        if p + t > self.block_size:
+            raise ValueError(
+                f"context of {p + t} tokens is longer than block_size {self.block_size}"
+            )
+        x = self.wte(ids)  # (B, T, C)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(p, p + t, device=ids.device))
+        x = self.drop(x)
+        present = []
+        for i, block in enumerate(self.h):
+            x, kv = block(x, None if cache is None else cache[i])
+            present.append(kv)
+        return self.lm_head(self.ln_f(x)), present
+
+    def export(self, folder: Any, format: str = "hf") -> Any:
+        """Write the model in another library's layout: "hf" = a Hugging Face GPT-2 folder."""
+        if format != "hf":
+            raise ValueError(f"GPT exports to format 'hf' only, got {format!r}")
+        from genlab.text.hf import export_gpt
+
+        return export_gpt(self, folder)
