@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SHARED_DATA := $(abspath ../shared/data)
 export GENLAB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/genlab)
 
-.PHONY: install demo test lint format bench bench-gan bench-flows clean
+.PHONY: install demo test lint format bench bench-gan bench-flows bench-autoregressive bench-text clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,30 @@ bench-flows: $(STAMP)
 		-t batch_size=16 lr=2e-3 warmup_steps=200 --figures docs/figures/flows/realnvp \
 		--out bench/results/mnist5k_realnvp.json; wait
 	$(BIN)/python bench/flows_toy2d.py --threads 1 --figures docs/figures/flows
+
+# The autoregressive tables of docs/benchmarks.md: Gated PixelCNN on binarized mnist-5k with
+# both cores (its default 4,800 steps, about 27 minutes), then PixelCNN and the Row LSTM side by
+# side on one core each for 10 minutes, then the Diagonal BiLSTM for 8 minutes beside the
+# naive-against-fast sampling benchmark (about 40 minutes in all).
+bench-autoregressive: $(STAMP)
+	$(BIN)/python bench/likelihood_mnist5k.py --model gated-pixelcnn --threads 2 -o binarize=true \
+		--figures docs/figures/autoregressive/gated-pixelcnn \
+		--out bench/results/mnist5k_gated-pixelcnn.json
+	$(BIN)/python bench/likelihood_mnist5k.py --model pixelcnn --threads 1 --minutes 10 \
+		-o binarize=true --figures docs/figures/autoregressive/pixelcnn \
+		--out bench/results/mnist5k_pixelcnn.json & \
+	$(BIN)/python bench/likelihood_mnist5k.py --model pixelrnn-row --threads 1 --minutes 10 \
+		-o binarize=true --figures docs/figures/autoregressive/pixelrnn-row \
+		--out bench/results/mnist5k_pixelrnn-row.json; wait
+	$(BIN)/python bench/likelihood_mnist5k.py --model pixelrnn-diag --threads 1 --minutes 8 \
+		-o binarize=true --out bench/results/mnist5k_pixelrnn-diag.json & \
+	$(BIN)/python bench/autoregressive_sampling.py --binarize --n 8 --threads 1; wait
+
+# The text tables of docs/benchmarks.md: the default char GPT and LSTM on tinyshakespeare
+# against nanoGPT's CPU run (about 6 minutes), then generation with and without the KV cache.
+bench-text: $(STAMP)
+	$(BIN)/python bench/text_shakespeare.py
+	$(BIN)/python bench/text_generation.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -7,8 +7,8 @@
     .venv/bin/python bench/likelihood_mnist5k.py --model glow --steps 300 -o depth=4 --out /tmp/g.json
 
 Trains the model's default config with its `train_defaults` (or `--steps`, or as many steps as
-fit in `--minutes`: the cosine schedule is then laid out over a step count estimated from 50
-timed steps) through the shared training loop on mnist-5k train+val (4500 images), then
+fit in `--minutes`: the cosine schedule is then laid out over a step count estimated from a
+60-step probe of the real loop) through the shared training loop on mnist-5k train+val (4500 images), then
 evaluates the 500 test images: -log P(x) in nats and bits/dim (exact for autoregressive models;
 the dequantization bound, one noise sample per image, for flows), with the evaluation's
 randomness (binarization, dequantization noise) seeded, and the same on 500 training images
@@ -40,20 +40,32 @@ from genlab.training.loop import TrainConfig
 
 
 def steps_for_minutes(model_cls, model_cfg, train_cfg: TrainConfig, data, minutes: float) -> int:
-    """How many steps fit in `minutes`: 60 steps of the real training loop on a throw-away copy
-    of the model are timed (start-up included, so the estimate errs on the short side)."""
+    """How many steps fit in `minutes` of the training loop: 60 steps of the real loop on a
+    throw-away copy of the model give the time per step (from the loop's own speed log over
+    steps 21-60) and the fixed cost (start-up, the final checkpoint and sample), which is
+    taken off the budget."""
+    import csv
+    import tempfile
+
     probe = dataclasses.replace(
         train_cfg,
         steps=60,
         eval_every=60,
         sample_every=60,
-        sample_n=1,  # one sample: an autoregressive model's 64 would dominate the probe
+        sample_n=1,
         checkpoint_every=60,
+        log_every=20,
         val_split="",
     )
     torch.manual_seed(0)
-    per_step = train_and_load(model_cls(model_cfg), "probe", data, probe) / 60
-    return int(minutes * 60 / per_step)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "probe"
+        total = train_and_load(model_cls(model_cfg), "probe", data, probe, run_dir=run_dir)
+        with open(run_dir / "metrics.csv") as f:
+            speeds = [float(row["it_per_s"]) for row in csv.DictReader(f) if row.get("it_per_s")]
+    per_step = 1 / (sum(speeds[1:]) / len(speeds[1:]))  # steps 21-60: past the warm-up
+    fixed = max(0.0, total - 60 * per_step)
+    return int((minutes * 60 - fixed) / per_step)
 
 
 def main(argv: list[str] | None = None) -> dict:

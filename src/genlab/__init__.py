@@ -9,11 +9,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "evaluate", "info", "load", "sample", "train_run"]
+__all__ = ["__version__", "evaluate", "export", "generate", "info", "load", "sample", "train_run"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load", "train_run", "evaluate", "sample", "info"):
+    if name in ("load", "train_run", "evaluate", "sample", "info", "generate", "export"):
         from genlab import api
 
         return getattr(api, name)

@@ -5,7 +5,7 @@
     model = genlab.load("runs/vae")            # ready to sample, in eval mode
     images = model.sample(16, generator=torch.Generator().manual_seed(0))
     genlab.evaluate("runs/vae")                # eval.json + figures in the run directory
-    text = "".join(genlab.api.generate("runs/gpt", "ROMEO:", max_new_tokens=100))  # language models
+    text = "".join(genlab.generate("runs/gpt", "ROMEO:", max_new_tokens=100))  # language models
 
 Only the registry and the contract are used here; no model is named.
 """

@@ -31,7 +31,8 @@ def test_conditional_gated_pixelcnn_train_sample_label_evaluate(tmp_path, capsys
     code, _, err = run_cli(capsys, "evaluate", run)
     assert code == 0, err
     result = json.loads((run / "eval.json").read_text())
-    assert math.isfinite(result["nll_nats"]) and 0 < result["bits_per_dim"] < 1
+    assert math.isfinite(result["nll_nats"]) and 0 < result["bits_per_dim"] < 2
+    assert result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (64 * math.log(2)))
     expected = {"figures/samples.png", "figures/completions.png", "figures/receptive_field.png"}
     assert expected <= set(result["figures"])
 

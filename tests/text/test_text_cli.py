@@ -109,3 +109,17 @@ def test_recurrent_models_train_and_generate(name, tmp_path, capsys):
     code, out, err = run_cli(capsys, "generate", run, "--prompt", "KING", "--max-new-tokens", "30")
     assert code == 0, err
     assert out.startswith("KING") and len(out) >= 20
+
+
+def test_gpu_preset_sets_the_window_and_the_model(tmp_path, capsys):
+    run = tmp_path / "preset"
+    small = ["-o", "n_layer=1", "-o", "n_embd=12", "-o", "n_head=2", "-o", "train.batch_size=2"]
+    code, _, err = run_cli(
+        capsys, "train", "gpt", "--data", "tinyshakespeare", "--preset", "gpu", "--steps", "1",
+        "--out", run, "-q", *small, "-o", "train.sample_n=2",
+    )  # fmt: skip
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["options"]["block_size"] == 256
+    assert config["model_config"]["block_size"] == 256  # the model's context follows the data
+    assert config["model_config"]["dropout"] == 0.2 and config["model_config"]["n_embd"] == 12

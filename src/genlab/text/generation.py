@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.errors import GenlabError
+from genlab.text.tokenizers import StreamDecoder, Tokenizer
 
 
 class LanguageModel(Protocol):
@@ -57,27 +58,6 @@ class LanguageModel(Protocol):
         fresh). Returns logits (B, T, V) for the token after each input position, and the new
         cache (GPT: per-layer keys/values; RNN: hidden state)."""
         ...
-
-
-class StreamDecoder(Protocol):
-    """Turns token ids into text as they arrive, holding back incomplete characters (a UTF-8
-    sequence split over byte-level tokens) until they are complete."""
-
-    def push(self, token_id: int) -> str:
-        """Add one token; return the text it completed (possibly "")."""
-        ...
-
-    def flush(self) -> str:
-        """Return whatever is still held back (the stream has ended)."""
-        ...
-
-
-class Tokenizer(Protocol):
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: list[int]) -> str: ...
-
-    def stream_decoder(self) -> StreamDecoder: ...
 
 
 @dataclass

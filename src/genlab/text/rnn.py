@@ -51,6 +51,15 @@ class RNN(LanguageModel):
     block_size = None  # no context limit
     train_defaults: ClassVar[dict[str, Any]] = {"steps": 2000, "lr": 2e-3, "batch_size": 32}
 
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # char-rnn's large setting for a GPU: 2 layers of 1024, dropout, long windows
+        "gpu": {
+            "model_config": {"n_layer": 2, "hidden": 1024, "n_embd": 1024, "dropout": 0.25},
+            "train": {"steps": 10000, "batch_size": 64, "lr": 2e-3, "warmup_steps": 100},
+            "data": {"options": {"block_size": 256}},
+        }
+    }
+
     def __init__(self, config: RNNConfig):
         super().__init__()
         config.validate()
