@@ -22,6 +22,7 @@ from genlab.contract import (
 from genlab.data import load_dataset
 from genlab.data.base import batch_inputs
 from genlab.registry import MODELS, model_class
+from text_corpus import CORPUS
 
 TINY: dict[str, list[dict]] = {
     "vae": [
@@ -116,7 +117,7 @@ TINY: dict[str, list[dict]] = {
 DATA = {"vae": "digits", "dcgan": "digits", "wgan": "digits", "wgan-gp": "digits"}
 DATA |= {"cgan": "digits", "stylegan": "digits", "realnvp": "digits", "glow": "digits"}
 DATA |= dict.fromkeys(["pixelcnn", "gated-pixelcnn", "pixelrnn-row", "pixelrnn-diag"], "digits")
-DATA |= dict.fromkeys(["gpt", "lstm", "gru", "rnn"], "tinyshakespeare")
+DATA |= dict.fromkeys(["gpt", "lstm", "gru", "rnn"], CORPUS)  # no download needed
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from test_cli import assert_one_line_error, run_cli
+from text_corpus import CORPUS  # no download needed
 
 TINY = ["-o", "n_layer=1", "-o", "n_head=2", "-o", "n_embd=16", "-o", "data.block_size=16"]
 
@@ -18,7 +19,7 @@ def gpt_run(tmp_path_factory):
     from genlab.cli import main
 
     out = tmp_path_factory.mktemp("text") / "gpt"
-    args = ["train", "gpt", "--data", "tinyshakespeare", "--steps", "30", "--out", out, "-q"]
+    args = ["train", "gpt", "--data", CORPUS, "--steps", "30", "--out", out, "-q"]
     assert main([str(a) for a in [*args, *TINY, "-o", "train.sample_every=30"]]) == 0
     return out
 
@@ -97,7 +98,7 @@ def test_recurrent_models_train_and_generate(name, tmp_path, capsys):
         "train",
         name,
         "--data",
-        "tinyshakespeare",
+        CORPUS,
         "--steps",
         "5",
         "--out",
@@ -115,7 +116,7 @@ def test_gpu_preset_sets_the_window_and_the_model(tmp_path, capsys):
     run = tmp_path / "preset"
     small = ["-o", "n_layer=1", "-o", "n_embd=12", "-o", "n_head=2", "-o", "train.batch_size=2"]
     code, _, err = run_cli(
-        capsys, "train", "gpt", "--data", "tinyshakespeare", "--preset", "gpu", "--steps", "1",
+        capsys, "train", "gpt", "--data", CORPUS, "--preset", "gpu", "--steps", "1",
         "--out", run, "-q", *small, "-o", "train.sample_n=2",
     )  # fmt: skip
     assert code == 0, err

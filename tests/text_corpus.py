@@ -1,0 +1,19 @@
+"""A text dataset for tests that needs no download and no shared folder.
+
+tests/text/corpus.txt is the first 60,000 characters of tinyshakespeare. The text datasets cache
+token ids next to the text, so the tests read a copy in a private temporary folder (removed at
+exit) and the repository stays clean.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+_folder = Path(tempfile.mkdtemp(prefix="genlab-test-corpus-"))
+atexit.register(shutil.rmtree, _folder, ignore_errors=True)
+shutil.copyfile(Path(__file__).parent / "text" / "corpus.txt", _folder / "corpus.txt")
+
+CORPUS = f"text:{_folder / 'corpus.txt'}"  # the dataset name for load_dataset and --data
