@@ -12,8 +12,9 @@ attention scores depend on relative positions only). GPT-2's initialization: N(0
 zero biases, and the residual projections scaled by 1 / sqrt(2 n_layer).
 
 `step(ids, cache)` is the generation interface (genlab.text.generation): it runs the T new
-tokens after the ones the cache holds and returns their logits and the extended cache, a
-(keys, values) pair per layer of shape (B, n_head, P + T, head_dim). With the cache each new
+tokens after the ones the cache holds and returns their logits and the extended cache: per
+layer, keys and values of shape (B, n_head, block_size, head_dim), allocated once and filled in
+place (positions < P + T are valid), so no step copies the cache. With the cache each new
 token costs one position's work instead of a re-read of the whole context; the tests check that
 the cached logits equal the full forward pass to 1e-5 and that the generated tokens are the same.
 
@@ -85,16 +86,24 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
     def forward(
-        self, x: Tensor, past: tuple[Tensor, Tensor] | None
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        self, x: Tensor, buffers: tuple[Tensor, Tensor] | None, p: int, block_size: int | None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """x (B, T, C) at positions p .. p + T - 1. `buffers`: this layer's preallocated
+        (keys, values) of shape (B, H, block_size, D) holding positions < p (None: nothing
+        cached); `block_size`: allocate them when None (generation), or not at all (None:
+        training). Returns the output and the buffers, now holding positions < p + T."""
         b, t, c = x.shape  # (B, T, C)
         q, k, v = self.c_attn(x).split(c, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
-        p = 0 if past is None else past[0].shape[2]  # positions already in the cache
         if self.rotary is not None:
             q, k = rotate(q, p, self.rotary), rotate(k, p, self.rotary)
-        if past is not None:
-            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)  # (B, H, P+T, D)
+        if buffers is None and block_size is not None:  # written in place, never concatenated
+            shape = (b, self.n_head, block_size, k.shape[-1])
+            buffers = (k.new_zeros(shape), v.new_zeros(shape))
+        if buffers is not None:
+            buffers[0][:, :, p : p + t] = k
+            buffers[1][:, :, p : p + t] = v
+            k, v = buffers[0][:, :, : p + t], buffers[1][:, :, : p + t]  # (B, H, P+T, D)
         if p == 0 or t == 1:  # square causal mask, or one query that may see every key
             mask, causal = None, p == 0
         else:  # query i sits at position p + i: it sees keys 0 .. p + i
@@ -109,7 +118,7 @@ class CausalSelfAttention(nn.Module):
             is_causal=causal,
         )  # (B, H, T, D)
         y = y.transpose(1, 2).contiguous().view(b, t, c)
-        return self.resid_dropout(self.c_proj(y)), (k, v)
+        return self.resid_dropout(self.c_proj(y)), buffers
 
 
 class MLP(nn.Module):
@@ -131,10 +140,12 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: Tensor, past: Any) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        a, present = self.attn(self.ln_1(x), past)
+    def forward(
+        self, x: Tensor, buffers: Any, p: int, block_size: int | None
+    ) -> tuple[Tensor, Any]:
+        a, buffers = self.attn(self.ln_1(x), buffers, p, block_size)
         x = x + a
-        return x + self.mlp(self.ln_2(x)), present
+        return x + self.mlp(self.ln_2(x)), buffers
 
 
 class GPT(LanguageModel):
@@ -188,9 +199,18 @@ class GPT(LanguageModel):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def step(self, ids: Tensor, cache: list | None = None) -> tuple[Tensor, list]:
-        """ids (B, T) after the P tokens in `cache` -> (logits (B, T, V), the new cache)."""
-        p = 0 if cache is None else cache[0][0].shape[2]
+    def step(self, ids: Tensor, cache: dict | None = None) -> tuple[Tensor, dict]:
+        """ids (B, T) after the P tokens in `cache` -> (logits (B, T, V), the new cache): per
+        layer, keys and values preallocated for `block_size` positions, and their length P."""
+        return self._forward(ids, cache, keep=True)
+
+    def logits(self, ids: Tensor) -> Tensor:
+        """ids (B, T) -> (B, T, V): the next-token logits at every position (training: no
+        cache is built)."""
+        return self._forward(ids, None, keep=False)[0]
+
+    def _forward(self, ids: Tensor, cache: dict | None, keep: bool) -> tuple[Tensor, Any]:
+        p = 0 if cache is None else cache["length"]
         t = ids.shape[1]
         if p + t > self.block_size:
             raise ValueError(
@@ -200,11 +220,12 @@ class GPT(LanguageModel):
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(p, p + t, device=ids.device))
         x = self.drop(x)
-        present = []
+        allocate = self.block_size if keep else None
+        layers = []
         for i, block in enumerate(self.h):
-            x, kv = block(x, None if cache is None else cache[i])
-            present.append(kv)
-        return self.lm_head(self.ln_f(x)), present
+            x, buffers = block(x, None if cache is None else cache["layers"][i], p, allocate)
+            layers.append(buffers)
+        return self.lm_head(self.ln_f(x)), {"layers": layers, "length": p + t}
 
     def export(self, folder: Any, format: str = "hf") -> Any:
         """Write the model in another library's layout: "hf" = a Hugging Face GPT-2 folder."""
