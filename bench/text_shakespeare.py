@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         cls = model_class(name)
         train_cfg = TrainConfig(**{**cls.train_defaults, "device": "cpu"})
         train_cfg = apply_overrides(train_cfg, parse_overrides(args.train))
-        options = {"block_size": train_cfg_block(cls, args.block_size)}
+        options = {"block_size": args.block_size or cls.Config().block_size}
         train_data = load_dataset("tinyshakespeare", "train", **options)
         val_data = load_dataset("tinyshakespeare", "val", **options)
         model_cfg = config_for_data(cls.Config(), train_data.spec)
@@ -160,11 +160,6 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"wrote {write_json(args.out, result)}")
     return result
-
-
-def train_cfg_block(cls: type, given: int | None) -> int:
-    """The data window: --block-size, else the model's default block_size."""
-    return given if given is not None else cls.Config().block_size
 
 
 if __name__ == "__main__":

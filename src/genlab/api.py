@@ -543,8 +543,7 @@ def generate(
     model = load(run_dir, checkpoint=checkpoint)
     if not hasattr(model, "step") or getattr(model, "tokenizer", None) is None:
         raise GenlabError(f"{run_dir} is not a language model run (no tokenizer); try sample")
-    config = GenerationConfig(**settings)
-    config.validate()
+    config = GenerationConfig(**settings)  # generate_text validates it before the first piece
     return generate_text(model, model.tokenizer, prompt, config, use_cache=use_cache)
 
 

@@ -58,8 +58,7 @@ class LanguageModel(nn.Module):
     ) -> Iterator[Tensor]:
         """Yield the next token (B,) at a time after prompt_ids (B, T0); `settings` are
         GenerationConfig fields (max_new_tokens, temperature, top_k, top_p, ...)."""
-        config = GenerationConfig(**settings)
-        config.validate()
+        config = GenerationConfig(**settings)  # generate_ids validates it
         return generate_ids(self, prompt_ids, config, generator=generator, use_cache=use_cache)
 
     @torch.no_grad()
