@@ -111,20 +111,29 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     preset: str | None = None,
+    init_from: str | Path | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Train (or resume) a run; returns the run directory and the final metrics.
 
     Settings are layered, later wins: the model's `train_defaults`, the named `preset` (the
     model class's `presets`, e.g. "gpu"), the config file, then `overrides` and steps/seed.
+
+    `init_from` starts from a trained model instead of random weights (fine-tuning): a genlab
+    run directory or `hf:DIR` (a local Hugging Face GPT-2 folder). Its architecture and, for
+    text, its tokenizer are kept; `-o` may still change options that leave the weights' shapes
+    alone (e.g. dropout), and the data must fit the model (same vocabulary, windows no longer
+    than its block_size).
     """
     run = RunDir(out)
     overrides = dict(overrides or {})
+    initial = None  # --init-from's weights
     if resume:
         if (
             set(overrides) - {"train.device"}
             or config_file is not None
             or seed is not None
             or preset is not None
+            or init_from is not None
         ):
             raise GenlabError(
                 "--resume continues a run as configured; only --steps and --device may change"
@@ -149,6 +158,9 @@ def train_run(
         if "train.device" in overrides:  # where to run is this machine's choice, not the run's
             train_cfg = dataclasses.replace(train_cfg, device=overrides["train.device"])
         data_name, data_options = saved["data"]["name"], saved["data"]["options"]
+        if data_options.get("tokenizer") not in (None, "char", "word", "bpe"):
+            # a ready tokenizer (e.g. --init-from's): the run keeps its own copy
+            data_options = {**data_options, "tokenizer": str(run.path / TOKENIZER)}
     else:
         if not data_name:
             raise GenlabError("--data is required (e.g. --data mnist-5k; `genlab list` shows all)")
@@ -169,23 +181,44 @@ def train_run(
         if seed is not None:
             train_cfg = dataclasses.replace(train_cfg, seed=seed)
         data_options = {**file_cfg.get("data", {}).get("options", {}), **data_options}
+        if init_from is not None:
+            if file_cfg.get("model_config"):
+                raise GenlabError(
+                    f"--init-from takes the architecture from {init_from}; a preset or config "
+                    "file may not set model_config"
+                )
+            init_config, initial, tokenizer_path = _init_source(init_from, model_name)
+            if tokenizer_path is not None:
+                if "tokenizer" in data_options or "vocab_size" in data_options:
+                    raise GenlabError(
+                        f"--init-from reads the text with {init_from}'s tokenizer; leave out "
+                        "data.tokenizer and data.vocab_size"
+                    )
+                data_options["tokenizer"] = str(tokenizer_path.resolve())
     train_data, val_data = load_datasets(data_name, data_options, train_cfg)
     if not resume:
         from genlab.training.distributed import launched_rank
 
-        model_cfg = config_for_data(cls.Config(), train_data.spec)
-        if file_cfg.get("model_config"):
-            model_cfg = from_dict(
-                cls.Config,
-                {**to_dict(model_cfg), **file_cfg["model_config"]},
-                prefix="model_config.",
-            )
-        model_cfg = apply_overrides(model_cfg, model_over)
+        if initial is not None:
+            model_cfg = from_dict(cls.Config, init_config, prefix="model_config.")
+            model_cfg = apply_overrides(model_cfg, model_over)
+            model_cfg = _fit_to_data(model_cfg, train_data.spec, init_from)
+            _check_shapes(model_name, model_cfg, initial, init_from)
+        else:
+            model_cfg = config_for_data(cls.Config(), train_data.spec)
+            if file_cfg.get("model_config"):
+                model_cfg = from_dict(
+                    cls.Config,
+                    {**to_dict(model_cfg), **file_cfg["model_config"]},
+                    prefix="model_config.",
+                )
+            model_cfg = apply_overrides(model_cfg, model_over)
         if launched_rank() == 0:  # under torchrun only rank 0 writes files
             run.create(
                 {
                     "model": model_name,
                     "preset": preset,
+                    "init_from": None if init_from is None else str(init_from),
                     "model_config": to_dict(model_cfg),
                     "data": {"name": data_name, "options": data_options},
                     "train": to_dict(train_cfg),
@@ -197,6 +230,13 @@ def train_run(
             )
     torch.manual_seed(train_cfg.seed)  # the initial weights depend on the seed only
     model = build_model(model_name, model_cfg)
+    if not resume and initial is not None:
+        try:
+            model.load_state_dict(initial, strict=True)
+        except RuntimeError as e:
+            raise GenlabError(
+                f"the weights of {init_from} do not fit this config: {str(e).splitlines()[0]}"
+            ) from None
     tokenizer = train_data.spec.extra.get("tokenizer")
     if tokenizer is not None:  # text: the model encodes prompts and decodes with it
         model.tokenizer = tokenizer
@@ -257,9 +297,90 @@ def _read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _has_tokenizer(folder: Path) -> bool:
+    names = ("tokenizer.json", f"genlab_{TOKENIZER}", "vocab.json")
+    return any((folder / name).is_file() for name in names)
+
+
+def _init_source(source: str | Path, model_name: str) -> tuple[dict[str, Any], dict, Path | None]:
+    """What `--init-from SOURCE` starts a run from: (the model config as a dict, the weights,
+    the tokenizer's path or None). SOURCE is a genlab run directory (its last checkpoint, EMA
+    weights when kept) or `hf:DIR`, a local Hugging Face GPT-2 folder."""
+    folder = hf_folder(source)
+    if folder is not None:
+        if model_name != "gpt":
+            raise GenlabError(f"an hf: folder holds a GPT-2, not a {model_name}; train gpt")
+        model = load(source)
+        tokenizer = folder if _has_tokenizer(folder) else None
+    else:
+        saved = RunDir(source).read_config()
+        if saved["model"] != model_name:
+            raise GenlabError(f"{source} holds a {saved['model']} run, not a {model_name}")
+        model = load(source)
+        tokenizer = Path(source) / TOKENIZER if (Path(source) / TOKENIZER).is_file() else None
+    if getattr(model, "block_size", None) is not None and tokenizer is None:
+        raise GenlabError(f"{source} has no tokenizer to read the text with")
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return to_dict(model.config), state, tokenizer
+
+
+def _fit_to_data(config: Any, spec: Any, source: str | Path) -> Any:
+    """`config` (a pretrained model's) checked against the data; GenlabError naming what differs.
+
+    A language model reads windows up to its block_size, so text windows may be shorter."""
+    fitted = config_for_data(config, spec)
+    if spec.kind == "text" and hasattr(config, "block_size"):
+        if spec.shape[0] > config.block_size:
+            raise GenlabError(
+                f"data.block_size {spec.shape[0]} is longer than {source}'s block_size "
+                f"{config.block_size}"
+            )
+        fitted = dataclasses.replace(fitted, block_size=config.block_size)
+    differ = [
+        f"{f.name} {getattr(config, f.name)!r} (the data needs {getattr(fitted, f.name)!r})"
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(fitted, f.name)
+    ]
+    if differ:
+        raise GenlabError(f"the data does not fit the model of {source}: {'; '.join(differ)}")
+    return config
+
+
+def _check_shapes(model_name: str, config: Any, state: dict, source: str | Path) -> None:
+    """GenlabError unless `state` fits a model of `config` (checked on the meta device, before
+    the run folder is made)."""
+    with torch.device("meta"):
+        expected = build_model(model_name, config).state_dict()
+    for name, value in expected.items():
+        if name not in state or state[name].shape != value.shape:
+            got = tuple(state[name].shape) if name in state else "nothing"
+            raise GenlabError(
+                f"the weights of {source} do not fit this config: {name} needs "
+                f"{tuple(value.shape)}, the source has {got}"
+            )
+
+
 # --- load, sample, evaluate -----------------------------------------------------------------
+def hf_folder(source: str | Path) -> Path | None:
+    """The folder of an `hf:DIR` source (a local Hugging Face model folder), else None."""
+    text = str(source)
+    return Path(text[3:]).expanduser() if text.startswith("hf:") else None
+
+
 def load(run_dir: str | Path, *, checkpoint: str = "last", ema: bool = True, device: str = "cpu"):
-    """The model of a run, weights loaded strictly (EMA weights when the run kept them)."""
+    """The model of a run, weights loaded strictly (EMA weights when the run kept them).
+
+    `hf:DIR` loads a local Hugging Face GPT-2 folder as a genlab GPT instead, with the folder's
+    tokenizer when it has one (genlab.text.hf.import_gpt)."""
+    folder = hf_folder(run_dir)
+    if folder is not None:
+        from genlab.text.hf import import_gpt
+        from genlab.text.tokenizers import open_tokenizer
+
+        model = import_gpt(folder)
+        if _has_tokenizer(folder):
+            model.tokenizer = open_tokenizer(folder)
+        return model.to(select_device(device)).eval()
     run = RunDir(run_dir)
     saved = run.read_config()
     cls = model_class(saved["model"])
@@ -562,4 +683,6 @@ def export(run_dir: str | Path, out: str | Path, *, format: str = "hf", checkpoi
         raise GenlabError(str(e)) from None
     if (Path(run_dir) / TOKENIZER).is_file():
         shutil.copyfile(Path(run_dir) / TOKENIZER, out / f"genlab_{TOKENIZER}")
+        if getattr(model.tokenizer, "kind", None) == "bpe":  # also as Hugging Face reads it
+            atomic_write_text(out / TOKENIZER, model.tokenizer.to_dict()["tokenizer"])
     return out

@@ -69,6 +69,12 @@ def train(
         str | None, typer.Option(help="a named setting of the model, e.g. gpu (larger nets)")
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out exactly")] = False,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            help="start from a trained model: a run directory or hf:DIR (a Hugging Face GPT-2)"
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (train.seed)")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the loss")] = False,
     precision: Annotated[str | None, typer.Option(help="fp32 or bf16")] = None,
@@ -101,6 +107,7 @@ def train(
         resume=resume,
         progress=not quiet and sys.stderr.isatty(),
         preset=preset,
+        init_from=init_from,
     )
     shown = ", ".join(
         f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
@@ -242,7 +249,9 @@ def fid(
 
 @app.command()
 def generate(
-    run: Annotated[Path, typer.Argument(help="language model run directory")],
+    run: Annotated[
+        Path, typer.Argument(help="language model run directory, or hf:DIR (a GPT-2 folder)")
+    ],
     prompt: Annotated[str, typer.Option(help="text to continue")] = "\n",
     max_new_tokens: Annotated[int, typer.Option(help="tokens to generate at most")] = 300,
     temperature: Annotated[float, typer.Option(help="0 = greedy; < 1 sharper, > 1 flatter")] = 0.8,

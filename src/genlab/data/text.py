@@ -51,6 +51,7 @@ from genlab.text.tokenizers import (
     Tokenizer,
     check_kind,
     load_tokenizer,
+    open_tokenizer,
     resolve_vocab_size,
     train_tokenizer,
 )
@@ -226,24 +227,33 @@ def token_ids(
     source: TextSource | Path | str,
     split: str = "train",
     *,
-    tokenizer: str = "char",
+    tokenizer: str | Tokenizer = "char",
     vocab_size: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> tuple[np.ndarray, Tokenizer]:
     """(ids of one split as a read-only memmap, the tokenizer), made once and cached on disk.
 
-    train: the first 90% of the characters; val and test: the last 10%. `chunk_bytes` is how
-    much is read and encoded at a time (the result does not depend on it).
+    `tokenizer`: a kind to train on this text ("char", "word", "bpe"), or a ready tokenizer
+    (e.g. a pretrained model's, from `open_tokenizer`). train: the first 90% of the characters;
+    val and test: the last 10%. `chunk_bytes` is how much is read and encoded at a time (the
+    result does not depend on it).
     """
     if not isinstance(source, TextSource):
         source = text_source(source)
     part = "train" if one_split(split) == "train" else "val"
-    kind = check_kind(tokenizer)
-    size = resolve_vocab_size(kind, vocab_size)
     stem = f"{source.cache_stem}.{_sha256(source, chunk_bytes)[:16]}"
-    tokenizer_name = f"{stem}.{kind}{size or ''}.tokenizer.json"
-    tok = _cached_tokenizer(tokenizer_name, source.cache_folder)
     length = None  # characters in the whole text, counted only when something must be made
+    if isinstance(tokenizer, str):
+        kind = check_kind(tokenizer)
+        size = resolve_vocab_size(kind, vocab_size)
+        tokenizer_name = f"{stem}.{kind}{size or ''}.tokenizer.json"
+        tok = _cached_tokenizer(tokenizer_name, source.cache_folder)
+    else:
+        if vocab_size is not None and vocab_size != tokenizer.vocab_size:
+            raise GenlabError(
+                f"vocab_size is the given tokenizer's ({tokenizer.vocab_size}), not {vocab_size}"
+            )
+        kind, size, tok = tokenizer.kind, None, tokenizer
     if tok is None:
         length, chars = _scan(source, chunk_bytes, collect=kind == "char")
         if kind == "char":
@@ -403,20 +413,32 @@ class TextDataset:
 
 def _options(
     split: str, tokenizer: object, vocab_size: object, block_size: object
-) -> tuple[str, str, int | None, int]:
-    """The boundary checks every text loader shares: (split, tokenizer, vocab_size, block_size)."""
+) -> tuple[str, str | Tokenizer, int | None, int]:
+    """The boundary checks every text loader shares: (split, tokenizer, vocab_size, block_size).
+
+    `tokenizer` is a kind to train, or a path to a ready one (a file or a model folder: see
+    genlab.text.tokenizers.open_tokenizer)."""
     split = one_split(split)
+    block_size = int_option("block_size", block_size, minimum=1)
+    if isinstance(tokenizer, str) and tokenizer not in KINDS and _looks_like_path(tokenizer):
+        tok = open_tokenizer(tokenizer)
+        if vocab_size is not None:
+            raise GenlabError("vocab_size comes with a tokenizer file; leave the option out")
+        return split, tok, None, block_size
     kind = choice_option("tokenizer", tokenizer, KINDS)
-    return (
-        split,
-        kind,
-        resolve_vocab_size(kind, vocab_size),
-        int_option("block_size", block_size, minimum=1),
-    )
+    return split, kind, resolve_vocab_size(kind, vocab_size), block_size
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or os.sep in text or text.endswith(".json") or Path(text).exists()
 
 
 def _windows(
-    source: TextSource, split: str, kind: str, vocab_size: int | None, block_size: int
+    source: TextSource,
+    split: str,
+    kind: str | Tokenizer,
+    vocab_size: int | None,
+    block_size: int,
 ) -> TextDataset:
     ids, tok = token_ids(source, split, tokenizer=kind, vocab_size=vocab_size)
     stride = 1 if split == "train" else block_size  # evaluation: every token once
@@ -433,7 +455,8 @@ def load_text_dataset(
 ) -> TextDataset:
     """`text:PATH`: a UTF-8 file, or every .txt file under a folder (sorted, joined by "\\n").
 
-    Options: tokenizer ("char", default: every character of the text; "word"; "bpe"),
+    Options: tokenizer ("char", default: every character of the text; "word"; "bpe"; or the
+    path of a ready tokenizer: a tokenizer.json or a Hugging Face model folder),
     vocab_size (word: default 5000, at least 2; bpe: default 2000, at least 256), block_size
     (default 64): the window length T. Splits: train = the first 90% of the characters,
     val = the last 10%; test is the same as val.

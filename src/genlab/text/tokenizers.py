@@ -42,6 +42,7 @@ DEFAULT_VOCAB_SIZE = {"word": 5000, "bpe": 2000}
 MIN_VOCAB_SIZE = {"word": 2, "bpe": 256}
 MAX_VOCAB_SIZE = 1_000_000  # far above any published LM vocabulary: a larger value is a typo
 UNK = "<unk>"
+ENDOFTEXT = "<|endoftext|>"  # GPT-2's document separator
 
 WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 _WS = f"[{re.escape(WHITESPACE)}]"
@@ -251,6 +252,23 @@ class BPETokenizer:
             raise GenlabError(f"not a valid tokenizers BPE description ({reason})") from e
         return cls(tokenizer)
 
+    @classmethod
+    def from_vocab_merges(cls, vocab: Path, merges: Path) -> BPETokenizer:
+        """GPT-2's original files (vocab.json, merges.txt), with GPT-2's byte-level pre-tokenizer
+        and `<|endoftext|>` as a special token when the vocabulary has it."""
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+        try:
+            tokenizer = Tokenizer(models.BPE.from_file(str(vocab), str(merges)))
+        except Exception as e:  # the Rust side raises plain Exception with its parser message
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise GenlabError(f"cannot read {vocab} and {merges} as a BPE ({reason})") from e
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        if tokenizer.token_to_id(ENDOFTEXT) is not None:
+            tokenizer.add_special_tokens([ENDOFTEXT])
+        return cls(tokenizer)
+
     @property
     def vocab_size(self) -> int:
         return len(self._token_bytes)
@@ -357,6 +375,38 @@ def tokenizer_from_dict(d: object) -> Tokenizer:
 def save_tokenizer(tokenizer: Tokenizer, path: Path | str) -> Path:
     """Write `tokenizer` as one JSON file, atomically (temp file, fsync, rename)."""
     return atomic_write_text(Path(path), json.dumps(tokenizer.to_dict(), ensure_ascii=False))
+
+
+def open_tokenizer(source: Path | str) -> Tokenizer:
+    """A ready-made tokenizer: a genlab tokenizer.json, a Hugging Face `tokenizers` JSON file,
+    or a folder holding one: tokenizer.json, genlab_tokenizer.json (what `genlab export` writes
+    beside a character or word model) or GPT-2's vocab.json + merges.txt (a Hugging Face model
+    folder). Only byte-level BPE is accepted from Hugging Face files."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        found = [
+            path / n for n in ("tokenizer.json", "genlab_tokenizer.json") if (path / n).is_file()
+        ]
+        if found:
+            path = found[0]
+        elif (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+            return BPETokenizer.from_vocab_merges(path / "vocab.json", path / "merges.txt")
+        else:
+            raise GenlabError(
+                f"{path} holds no tokenizer (tokenizer.json, or vocab.json and merges.txt)"
+            )
+    elif not path.is_file():
+        raise GenlabError(f"no tokenizer file or folder at {path}")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        d = None  # load_tokenizer names the problem
+    if isinstance(d, dict) and "kind" not in d and "model" in d:  # a `tokenizers` file
+        try:
+            return BPETokenizer.from_str(json.dumps(d))
+        except GenlabError as e:
+            raise GenlabError(f"{path}: {e}") from None
+    return load_tokenizer(path)
 
 
 def load_tokenizer(path: Path | str) -> Tokenizer:
