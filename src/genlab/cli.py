@@ -1,4 +1,5 @@
-"""The `genlab` command: list, train, sample, interpolate, evaluate, fid, generate, export, info.
+"""The `genlab` command: list, train, sample, interpolate, evaluate, fid, generate, export, serve,
+azure-score, info.
 
 Bad input never shows a traceback: a GenlabError (or a usage error) is one line on stderr and
 exit code 2 (3 when training diverged). Set GENLAB_DEBUG=1 to see the traceback of an
@@ -303,6 +304,98 @@ def export(
     from genlab.api import export as export_run
 
     _console().print(f"wrote {export_run(run, out, format=format, checkpoint=checkpoint)}")
+
+
+@app.command()
+def serve(
+    runs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="runs to serve: [NAME[@VERSION]=]PATH or URL (file://, s3://, gs://, az://, "
+            "memory://) or hf:DIR; none: the cloud contract's model folder"
+        ),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="default 8000; the contract's port")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="default 127.0.0.1; 0.0.0.0 for cloud contracts")
+    ] = None,
+    contract: Annotated[
+        str | None,
+        typer.Option(
+            help="generic, sagemaker, vertex or azure (default: $GENLAB_CONTRACT, else found "
+            "from the platform's variables when no run is given, else generic)"
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="require 'Authorization: Bearer KEY', KEY read from this variable"),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="server processes")] = 1,
+    flask: Annotated[bool, typer.Option("--flask", help="Flask under gunicorn")] = False,
+    max_n: Annotated[int, typer.Option(help="samples per request at most")] = 64,
+    max_tokens: Annotated[int, typer.Option(help="new tokens per request at most")] = 1024,
+    max_body_bytes: Annotated[int, typer.Option(help="request body size limit")] = 1 << 20,
+    timeout: Annotated[float, typer.Option(help="seconds per request at most")] = 30.0,
+    max_batch: Annotated[
+        int, typer.Option(help="samples per forward pass (micro-batching; 1 = off)")
+    ] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="how long a request waits for others to batch with")
+    ] = 5.0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto")] = "cpu",
+) -> None:
+    """Serve runs over HTTP: a JSON API, server-sent text streams, a web page at /."""
+    from genlab.serve.schemas import Limits
+    from genlab.serve.server import serve as run_server
+
+    runs = list(runs or [])
+    contract = contract or os.environ.get("GENLAB_CONTRACT") or _detect_contract(runs)
+    limits = Limits(
+        max_n=max_n,
+        max_tokens=max_tokens,
+        max_body_bytes=max_body_bytes,
+        timeout_s=timeout,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+    )
+    try:
+        limits.validate()
+    except ValueError as e:
+        raise _error(str(e)) from None
+    run_server(
+        runs,
+        contract=contract,
+        host=host or ("127.0.0.1" if contract == "generic" else "0.0.0.0"),
+        port=port,
+        api_key_env=api_key_env,
+        workers=workers,
+        flask=flask,
+        limits=limits,
+        device=device,
+    )
+
+
+def _detect_contract(runs: list[str]) -> str:
+    """With no run given: the platform whose model-location variable (or folder) is there."""
+    if runs:
+        return "generic"
+    if os.environ.get("AIP_STORAGE_URI"):
+        return "vertex"
+    if os.environ.get("AZUREML_MODEL_DIR"):
+        return "azure"
+    if Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")).is_dir():
+        return "sagemaker"
+    return "generic"
+
+
+@app.command("azure-score")
+def azure_score(
+    out: Annotated[Path, typer.Option(help="where to write the script")] = Path("score.py"),
+) -> None:
+    """Write Azure ML's scoring script (init/run over the runs in AZUREML_MODEL_DIR)."""
+    from genlab.serve.contracts import write_score_py
+
+    _console().print(f"wrote {write_score_py(out)}")
 
 
 @app.command()

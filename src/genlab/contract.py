@@ -23,6 +23,11 @@ Optional parts, each found by `isinstance` against the protocols below, never by
 - `bound_name`: what `log_prob` returns ("exact" or e.g. "IWAE bound, k=256").
 - `trainer`: the module of the loop that trains this model ("genlab.training.loop" when absent);
   a loop module exports `TrainConfig` and `train(model, train_data, val_data, cfg, run, ...)`.
+- `sample_latent(n, *, generator)` + `decode_latent(z, **cond)` (`LatentSampler`): all the
+  randomness of `sample` drawn first, then a deterministic, row-by-row decoding, so that
+  `sample(n, generator=g, **cond) == decode_latent(sample_latent(n, generator=g), **cond)` and
+  decoding a concatenation of latents equals concatenating their decodings. The server batches
+  the requests of such a model into one forward pass with each request's own seed.
 - Adversarial models (GANs, see `AdversarialModel`) hold `generator` and `discriminator` and add
   `discriminator_loss` / `generator_loss`; their `loss` is for evaluation only.
 Image models return samples as float (B, C, H, W) in [0, 1].
@@ -72,6 +77,15 @@ def trainer_module(cls: type):
     import importlib
 
     return importlib.import_module(getattr(cls, "trainer", DEFAULT_TRAINER))
+
+
+@runtime_checkable
+class LatentSampler(Protocol):
+    """sample = decode_latent(sample_latent(...)), decoded row by row (see the module docstring)."""
+
+    def sample_latent(self, n: int, *, generator: Any = None) -> Tensor: ...
+
+    def decode_latent(self, z: Tensor, **cond: Any) -> Tensor: ...
 
 
 @runtime_checkable

@@ -197,10 +197,17 @@ class Flow(nn.Module):
 
     def sample(self, n: int, *, generator: Any = None, temperature: float = 1.0) -> Tensor:
         """eps ~ N(0, I), x = decode(T eps); images come back in [0, 1]."""
+        return self.decode_latent(self.sample_latent(n, generator=generator), temperature)
+
+    def sample_latent(self, n: int, *, generator: Any = None) -> Tensor:
+        """eps ~ N(0, I): (n, D)."""
         p = next(self.parameters())
         d = math.prod(self.config.data_shape)
-        z = temperature * torch.randn(n, d, generator=generator, device=p.device, dtype=p.dtype)
-        return self.decode(z)
+        return torch.randn(n, d, generator=generator, device=p.device, dtype=p.dtype)
+
+    def decode_latent(self, z: Tensor, temperature: float = 1.0) -> Tensor:
+        """decode(T eps): data (images in [0, 1]) from standard normal eps (n, D)."""
+        return self.decode(temperature * z)
 
     # --- figures -------------------------------------------------------------------------------
     @torch.no_grad()

@@ -154,6 +154,10 @@ class CGAN(nn.Module):
     def sample(self, n: int, *, generator: Any = None, labels: Any = None) -> Tensor:
         return self.generate(self.sample_latent(n, generator=generator), labels)
 
+    def decode_latent(self, z: Tensor, labels: Any = None) -> Tensor:  # LatentSampler
+        """Row by row only with given labels: the default labels cycle with the row index."""
+        return self.generate(z, labels)
+
     # --- the adversarial losses ---------------------------------------------------------------
     def _labelled(self, batch: Any) -> tuple[Tensor, Tensor]:
         y = batch_labels(batch)

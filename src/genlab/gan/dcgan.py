@@ -275,6 +275,9 @@ class DCGAN(nn.Module):
     def sample(self, n: int, *, generator: Any = None) -> Tensor:
         return self.generate(self.sample_latent(n, generator=generator))
 
+    def decode_latent(self, z: Tensor) -> Tensor:  # the contract's LatentSampler
+        return self.generate(z)
+
     @property
     def generator_device(self) -> torch.device:
         return next(self.generator.parameters()).device

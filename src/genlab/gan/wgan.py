@@ -68,6 +68,7 @@ class WGAN(nn.Module):
     # sampling is DCGAN's, unchanged (z ~ N(0, I), images back to [0, 1])
     sample_latent = DCGAN.sample_latent
     generate = DCGAN.generate
+    decode_latent = DCGAN.decode_latent
     sample = DCGAN.sample
     generator_device = DCGAN.generator_device
     train_defaults: ClassVar[dict[str, Any]] = {

@@ -467,6 +467,10 @@ class VAE(nn.Module):
         locations clamped to [0, 1] for the discretized likelihoods (the usual VAE figure;
         draw `torch.bernoulli(samples)` for binary images).
         """
+        return self.decode_latent(self.sample_latent(n, generator=generator))
+
+    def sample_latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """z ~ p(z): (n, latent_dim)."""
         device = next(self.parameters()).device
         z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)  # (n, D)
         components = self.prior_components()
@@ -474,6 +478,10 @@ class VAE(nn.Module):
             mu_k, logvar_k = components
             k = torch.randint(0, mu_k.shape[0], (n,), generator=generator, device=device)
             z = mu_k[k] + torch.exp(0.5 * logvar_k[k]) * z
+        return z
+
+    def decode_latent(self, z: Tensor) -> Tensor:
+        """z (n, latent_dim) -> the decoder's means (n, C, H, W) in [0, 1], as `sample`."""
         return self.mean(self.decode(z))
 
     @torch.no_grad()

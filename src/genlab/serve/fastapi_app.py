@@ -1,0 +1,157 @@
+"""The FastAPI adapter: the service's routes, OpenAPI at /openapi.json, docs at /docs, text
+streamed as server-sent events. Run by uvicorn (`genlab serve`).
+
+The body of /v1/models/{name}/generate is read and validated by the service core (the same code
+as the Flask app), not by FastAPI, so both apps answer every bad request with the same status
+and `{"error": "..."}`; the OpenAPI spec still documents the body (ImageRequest | TextRequest).
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route functions' annotations
+# (Request), imported inside the functions, at definition time.
+import asyncio
+import time
+from importlib import resources
+from typing import Any
+
+from genlab.serve.schemas import openapi_request_schema
+from genlab.serve.service import ServeError, Service
+
+GENERATE = "/v1/models/{name}/generate"
+
+
+def page_html() -> str:
+    return resources.files("genlab.serve").joinpath("static/index.html").read_text("utf-8")
+
+
+def create_app(service: Service, *, contract: Any = None):
+    """The ASGI app over `service`; `contract` (genlab.serve.contracts) adds a cloud's routes."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from genlab import __version__
+
+    app = FastAPI(
+        title="genlab",
+        version=__version__,
+        description="Samples and text from genlab models (docs/deploy.md).",
+    )
+    app.state.service = service
+
+    def error(status: int, message: str, route: str, start: float) -> JSONResponse:
+        service.metrics.observe(route, status, time.perf_counter() - start)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = {404: f"no route {request.url.path}", 405: "method not allowed here"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        return JSONResponse({"error": message}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"error": "; ".join(parts)}, status_code=422)
+
+    async def read_body(request: Request) -> dict[str, Any]:
+        length = request.headers.get("content-length")
+        service.check_length(int(length) if length and length.isdigit() else None)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            service.check_length(size)  # a chunked body has no length up front
+            chunks.append(chunk)
+        return service.parse_body(b"".join(chunks))
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(page_html())
+
+    @app.get("/healthz", summary="liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="readiness: true once the models have loaded")
+    def readyz():
+        if not service.ready:
+            return JSONResponse({"ready": False}, status_code=503)
+        return {"ready": True}
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    def metrics(request: Request):
+        try:
+            service.authorize(request.headers.get("authorization"))
+        except ServeError as e:
+            return JSONResponse({"error": e.message}, status_code=e.status)
+        body, content_type = service.metrics.text()
+        return Response(body, media_type=content_type)
+
+    @app.get("/v1/models", summary="the loaded models")
+    def models(request: Request):
+        start = time.perf_counter()
+        try:
+            service.authorize(request.headers.get("authorization"))
+        except ServeError as e:
+            return error(e.status, e.message, "models", start)
+        service.metrics.observe("models", 200, time.perf_counter() - start)
+        return service.describe()
+
+    @app.post(
+        GENERATE,
+        summary="samples (image models) or text (language models)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": openapi_request_schema()}},
+            }
+        },
+        responses={
+            400: {"description": "malformed JSON"},
+            401: {"description": "missing or wrong API key"},
+            404: {"description": "unknown model or version"},
+            408: {"description": "over the time limit"},
+            413: {"description": "body too large"},
+            422: {"description": "invalid or over-limit fields"},
+        },
+    )
+    async def generate(request: Request, name: str, version: str | None = None):
+        from starlette.concurrency import run_in_threadpool
+
+        start = time.perf_counter()
+        try:
+            service.authorize(request.headers.get("authorization"))
+            payload = await read_body(request)
+            if payload.get("stream") is True:
+                served, events = service.stream(name, version, payload)
+                service.metrics.observe("generate", 200, time.perf_counter() - start)
+                return StreamingResponse(
+                    events,
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                )
+            served = service.find(name, version)
+            if served.kind == "text":
+                result = await run_in_threadpool(service.run, name, version, payload)
+            else:  # wait for the batcher without holding a thread
+                pending = service.start_sample(served, service.validate(served, payload))
+                try:
+                    samples, size = await asyncio.wait_for(
+                        asyncio.wrap_future(pending.future), service.limits.timeout_s
+                    )
+                except asyncio.TimeoutError:
+                    pending.future.cancel()
+                    raise service.timeout() from None
+                except ValueError as e:  # the model refused the conditions
+                    raise ServeError(422, str(e)) from None
+                result = await run_in_threadpool(service.finish_sample, pending, samples, size)
+        except ServeError as e:
+            return error(e.status, e.message, "generate", start)
+        service.metrics.observe("generate", 200, time.perf_counter() - start)
+        return result
+
+    if contract is not None:
+        contract.add_fastapi_routes(app, service, read_body, error)
+    return app

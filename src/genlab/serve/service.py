@@ -1,0 +1,400 @@
+"""The service core every adapter (FastAPI, Flask, SageMaker, Vertex AI, Azure ML) calls.
+
+It holds the loaded models, validates requests, runs sampling through one micro-batcher per
+model and text generation in the caller's thread, checks the API key, and counts what happens
+for Prometheus. It knows nothing of HTTP frameworks: a problem is a `ServeError` with a status
+(always 4xx for a bad request or a limit) and a one-line message; the adapters turn it into
+`{"error": message}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import io
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from genlab.contract import LatentSampler
+from genlab.errors import GenlabError
+from genlab.serve.batching import Job, MicroBatcher
+from genlab.serve.schemas import ImageRequest, Limits, TextRequest, describe
+from genlab.serve.store import Served, device_of, load_served, sample_conditions
+
+
+class ServeError(Exception):
+    """A request the service refuses: an HTTP status and a one-line message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Metrics:
+    """Prometheus counters and histograms in a registry of this service's own."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "genlab_requests", "HTTP requests", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "genlab_request_latency_seconds",
+            "request latency",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.batch = Histogram(
+            "genlab_batch_size",
+            "samples per forward pass",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "genlab_generated_tokens", "tokens generated", ["model"], registry=self.registry
+        )
+        self.models = Gauge("genlab_models_loaded", "models loaded", registry=self.registry)
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+
+    def text(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+@dataclass
+class PendingSample:
+    served: Served
+    request: ImageRequest
+    seed: int
+    start: float
+    future: Future
+
+
+class Service:
+    def __init__(
+        self,
+        specs: Sequence[str] = (),
+        *,
+        limits: Limits | None = None,
+        api_key: str | None = None,
+        device: str = "cpu",
+    ):
+        self.limits = limits or Limits()
+        try:
+            self.limits.validate()
+        except ValueError as e:
+            raise GenlabError(str(e)) from None
+        if api_key is not None and not api_key:
+            raise GenlabError("the API key is empty")
+        self.api_key = api_key
+        self.metrics = Metrics()
+        self.models: dict[str, dict[str, Served]] = {}  # name -> version -> model (in order)
+        self._batchers: dict[tuple[str, str], MicroBatcher] = {}
+        self._ready = threading.Event()
+        self.device = device
+        for spec in specs:
+            self.add(load_served(spec, device=device))
+        if specs:
+            self.mark_ready()
+
+    # --- models --------------------------------------------------------------------------------
+    def add(self, served: Served) -> None:
+        versions = self.models.setdefault(served.name, {})
+        if served.version in versions:
+            raise GenlabError(f"model {served.name} version {served.version} is loaded twice")
+        versions[served.version] = served
+        if served.kind != "text":
+            self._batchers[(served.name, served.version)] = MicroBatcher(
+                lambda jobs, s=served: self._sample_batch(s, jobs),
+                max_batch=self.limits.max_batch,
+                max_wait_ms=self.limits.max_wait_ms,
+                name=served.name,
+                on_batch=lambda n, s=served: self.metrics.batch.labels(model=s.name).observe(n),
+            )
+        self.metrics.models.set(sum(len(v) for v in self.models.values()))
+
+    def mark_ready(self) -> None:
+        self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def close(self) -> None:
+        for batcher in self._batchers.values():
+            batcher.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"models": [s.describe() for v in self.models.values() for s in v.values()]}
+
+    def find(self, name: str | None, version: str | None = None) -> Served:
+        """The model called `name` (the one loaded last when no version is given); with no
+        name, the only model (a cloud contract with one model)."""
+        if name is None:
+            if len(self.models) != 1:
+                known = ", ".join(self.models) or "none"
+                raise ServeError(400, f'say which model ("model": one of {known})')
+            name = next(iter(self.models))
+        versions = self.models.get(name)
+        if versions is None:
+            known = ", ".join(self.models) or "none"
+            raise ServeError(404, f"no model named {name!r} (loaded: {known})")
+        if version is None:
+            return list(versions.values())[-1]
+        if version not in versions:
+            raise ServeError(
+                404, f"model {name} has no version {version!r} (versions: {', '.join(versions)})"
+            )
+        return versions[version]
+
+    # --- request checks ------------------------------------------------------------------------
+    def authorize(self, header: str | None) -> None:
+        """401 unless the Authorization header carries the key (when one is set)."""
+        if self.api_key is None:
+            return
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ServeError(401, "missing API key: send the header 'Authorization: Bearer KEY'")
+        if not hmac.compare_digest(token.strip().encode(), self.api_key.encode()):
+            raise ServeError(401, "wrong API key")
+
+    def check_length(self, length: int | None) -> None:
+        if length is not None and length > self.limits.max_body_bytes:
+            raise ServeError(
+                413,
+                f"request body of {length} bytes is over the {self.limits.max_body_bytes}"
+                " byte limit",
+            )
+
+    def parse_body(self, body: bytes) -> dict[str, Any]:
+        """A JSON object from the body; 413 / 400 otherwise."""
+        self.check_length(len(body))
+        try:
+            payload = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ServeError(400, f"the body is not valid JSON ({e})") from None
+        if not isinstance(payload, dict):
+            raise ServeError(400, f"the body must be a JSON object, got {type(payload).__name__}")
+        return payload
+
+    def validate(self, served: Served, payload: dict[str, Any]) -> ImageRequest | TextRequest:
+        schema = TextRequest if served.kind == "text" else ImageRequest
+        try:
+            request = schema.model_validate(payload)
+        except ValidationError as e:
+            raise ServeError(422, describe(e)) from None
+        limits = self.limits
+        if isinstance(request, ImageRequest):
+            if request.n > limits.max_n:
+                raise ServeError(422, f"n: at most {limits.max_n} samples per request")
+            if request.format == "png" and served.kind != "image":
+                raise ServeError(
+                    422, f"format: {served.name} makes arrays, not images: npy or json"
+                )
+        else:
+            if request.max_new_tokens > limits.max_tokens:
+                raise ServeError(422, f"max_new_tokens: at most {limits.max_tokens}")
+            if len(request.prompt) > limits.max_prompt_chars:
+                raise ServeError(422, f"prompt: at most {limits.max_prompt_chars} characters")
+        return request
+
+    # --- the work ------------------------------------------------------------------------------
+    def run(self, name: str | None, version: str | None, payload: dict[str, Any]) -> dict:
+        """One request that answers with one JSON object (images, arrays or whole text)."""
+        served = self.find(name, version)
+        request = self.validate(served, payload)
+        if isinstance(request, TextRequest):
+            if request.stream:
+                raise ServeError(422, "stream: this route answers with one object; use SSE")
+            return self._complete(served, request)
+        return self._sample(served, request)
+
+    def _sample(self, served: Served, request: ImageRequest) -> dict:
+        pending = self.start_sample(served, request)
+        try:
+            samples, batch_size = pending.future.result(timeout=self.limits.timeout_s)
+        except FutureTimeout:
+            pending.future.cancel()
+            raise self.timeout() from None
+        except ValueError as e:  # the model refused the conditions (e.g. a label range)
+            raise ServeError(422, str(e)) from None
+        return self.finish_sample(pending, samples, batch_size)
+
+    def timeout(self) -> ServeError:
+        return ServeError(
+            408, f"the request took longer than the {self.limits.timeout_s:g} s limit"
+        )
+
+    def start_sample(self, served: Served, request: ImageRequest) -> PendingSample:
+        """Queue a sampling request on the model's batcher; its future gives (samples, the
+        number of samples in the forward pass)."""
+        start = time.perf_counter()
+        fields = request.model_dump(include={"label", "truncation", "temperature"})
+        try:
+            cond = sample_conditions(served, fields)
+        except ValueError as e:
+            raise ServeError(422, str(e)) from None
+        seed = request.seed if request.seed is not None else secrets.randbits(63)
+        batcher = self._batchers[(served.name, served.version)]
+        future = batcher.submit(request.n, self._batch_key(served, cond), (seed, cond))
+        return PendingSample(served, request, seed, start, future)
+
+    def finish_sample(self, pending: PendingSample, samples: torch.Tensor, batch_size: int) -> dict:
+        served, request = pending.served, pending.request
+        out = {
+            "model": served.name,
+            "version": served.version,
+            "kind": served.kind,
+            "n": request.n,
+            "seed": pending.seed,
+            "format": request.format,
+            "batch_size": batch_size,
+        }
+        out.update(encode_samples(samples, request.format))
+        out["latency_ms"] = round((time.perf_counter() - pending.start) * 1000, 3)
+        return out
+
+    @staticmethod
+    def _batch_key(served: Served, cond: dict[str, Any]):
+        if not isinstance(served.model, LatentSampler):
+            return None
+        if "label" in served.conditions and "labels" not in cond:
+            return None  # default labels depend on the row: not row by row
+        return tuple(sorted(cond.items()))
+
+    def _sample_batch(self, served: Served, jobs: Sequence[Job]) -> list[tuple[Any, int]]:
+        """Runs on the model's batcher thread: one forward pass for all `jobs`."""
+        model, device = served.model, device_of(served.model)
+        total = sum(job.size for job in jobs)
+        with torch.inference_mode():
+            if len(jobs) == 1 and jobs[0].key is None:
+                seed, cond = jobs[0].payload
+                generator = torch.Generator(device=device).manual_seed(seed)
+                parts = [model.sample(jobs[0].size, generator=generator, **cond)]
+            else:
+                cond = jobs[0].payload[1]
+                latents = [
+                    model.sample_latent(
+                        job.size,
+                        generator=torch.Generator(device=device).manual_seed(job.payload[0]),
+                    )
+                    for job in jobs
+                ]
+                out = model.decode_latent(torch.cat(latents), **cond)
+                parts = list(out.split([job.size for job in jobs]))
+        return [(part.float().cpu(), total) for part in parts]
+
+    def _complete(self, served: Served, request: TextRequest) -> dict:
+        start = time.perf_counter()
+        seed, pieces = self._text_stream(served, request)
+        text = "".join(pieces)
+        return {
+            "model": served.name,
+            "version": served.version,
+            "kind": "text",
+            "seed": seed,
+            "text": text,
+            "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+        }
+
+    def stream(self, name: str | None, version: str | None, payload: dict[str, Any]):
+        """(the model, an iterator of server-sent-event strings) for a text request; errors in
+        the request are raised before the first event."""
+        served = self.find(name, version)
+        request = self.validate(served, payload)
+        if not isinstance(request, TextRequest):
+            raise ServeError(422, f"{served.name} is not a language model: nothing to stream")
+        start = time.perf_counter()
+        seed, pieces = self._text_stream(served, request)
+
+        def events() -> Iterator[str]:
+            try:
+                for piece in pieces:
+                    yield sse("token", {"text": piece})
+            except ServeError as e:
+                yield sse("error", {"error": e.message})
+                return
+            latency = round((time.perf_counter() - start) * 1000, 3)
+            yield sse("done", {"seed": seed, "latency_ms": latency})
+
+        return served, events()
+
+    def _text_stream(self, served: Served, request: TextRequest) -> tuple[int, Iterator[str]]:
+        from genlab.text.generation import GenerationConfig, generate_text
+
+        seed = request.seed if request.seed is not None else secrets.randbits(63)
+        config = GenerationConfig(
+            max_new_tokens=request.max_new_tokens,
+            temperature=request.temperature,
+            top_k=request.top_k,
+            top_p=request.top_p,
+            repetition_penalty=request.repetition_penalty,
+            stop=tuple(request.stop),
+            seed=seed,
+        )
+        try:
+            pieces = generate_text(served.model, served.model.tokenizer, request.prompt, config)
+        except GenlabError as e:  # e.g. characters outside a char vocabulary
+            raise ServeError(422, f"prompt: {e}") from None
+        deadline = time.monotonic() + self.limits.timeout_s
+        counter = self.metrics.tokens.labels(model=served.name)
+
+        def timed() -> Iterator[str]:
+            for piece in pieces:
+                counter.inc()
+                yield piece
+                if time.monotonic() > deadline:
+                    raise ServeError(
+                        408, f"generation took longer than the {self.limits.timeout_s:g} s limit"
+                    )
+
+        return seed, timed()
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def encode_samples(samples: torch.Tensor, fmt: str) -> dict[str, Any]:
+    """png: one base64 PNG per sample; npy: one base64 .npy of the whole (n, ...) float32
+    array; json: nested lists."""
+    if fmt == "json":
+        return {"shape": list(samples.shape), "samples": samples.tolist()}
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, samples.numpy().astype(np.float32))
+        return {
+            "shape": list(samples.shape),
+            "array": base64.b64encode(buffer.getvalue()).decode("ascii"),
+        }
+    from PIL import Image
+
+    from genlab.imaging import to_uint8
+
+    images = []
+    for image in samples:
+        array = to_uint8(image).numpy()
+        picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        images.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+    return {"shape": list(samples.shape[1:]), "images": images}
