@@ -342,7 +342,9 @@ def serve(
     max_wait_ms: Annotated[
         float, typer.Option(help="how long a request waits for others to batch with")
     ] = 5.0,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto")] = "cpu",
+    device: Annotated[
+        str, typer.Option(envvar="GENLAB_DEVICE", help="cpu, cuda, cuda:N, mps or auto")
+    ] = "cpu",
 ) -> None:
     """Serve runs over HTTP: a JSON API, server-sent text streams, a web page at /."""
     from genlab.serve.schemas import Limits

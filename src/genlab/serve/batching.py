@@ -79,7 +79,7 @@ class MicroBatcher:
             first = self._pending[0]
             if first.key is not None and self.max_batch > 1:
                 deadline = time.monotonic() + self.max_wait
-                while self._gathered(first.key) < self.max_batch:
+                while sum(j.size for j in self._batch_of(first)) < self.max_batch:
                     job = self._take(max(0.0, deadline - time.monotonic()))
                     if job is False:
                         break
@@ -92,23 +92,21 @@ class MicroBatcher:
             if live:
                 self._execute(live)
 
-    def _gathered(self, key: Hashable) -> int:
-        return sum(j.size for j in self._pending if j.key == key)
-
-    def _select(self, first: Job) -> list[Job]:
-        batch, total, rest = [], 0, deque()
+    def _batch_of(self, first: Job) -> list[Job]:
+        """The pending jobs that would run with `first`: its key, in arrival order, while they
+        fit in max_batch (`first` always runs, even alone over the limit)."""
+        batch, total = [], 0
         for job in self._pending:
-            fits = (
-                first.key is not None
-                and job.key == first.key
-                and total + job.size <= self.max_batch
-            )
-            if job is first or (fits and batch):
+            fits = job.key == first.key and total + job.size <= self.max_batch
+            if job is first or (fits and first.key is not None):
                 batch.append(job)
                 total += job.size
-            else:
-                rest.append(job)
-        self._pending = rest
+        return batch
+
+    def _select(self, first: Job) -> list[Job]:
+        batch = self._batch_of(first)
+        chosen = {id(job) for job in batch}
+        self._pending = deque(job for job in self._pending if id(job) not in chosen)
         return batch
 
     def _execute(self, jobs: list[Job]) -> None:

@@ -137,9 +137,19 @@ class Contract:
         return self.default_port
 
     def model_specs(self, runs: list[str]) -> list[str]:
+        """The specs to load: the runs given (a local folder that is not a run but holds runs
+        stands for them all, e.g. a container's /models), else the platform's model folder."""
         if not runs:
-            raise GenlabError("give at least one run directory to serve")
-        return runs
+            return self.platform_specs()
+        specs = []
+        for spec in runs:
+            path = Path(spec)
+            holds_runs = path.is_dir() and not (path / "config.json").is_file()
+            specs += runs_in(path) if "=" not in spec and holds_runs else [spec]
+        return specs
+
+    def platform_specs(self) -> list[str]:
+        raise GenlabError("give at least one run directory to serve")
 
     def add_fastapi_routes(self, app, service, read_body, error) -> None:
         pass
@@ -221,8 +231,8 @@ class SageMaker(_OneRoute):
     def port(self) -> int:
         return _env_port("SAGEMAKER_BIND_TO_PORT", 8080)
 
-    def model_specs(self, runs: list[str]) -> list[str]:
-        return runs or runs_in(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+    def platform_specs(self) -> list[str]:
+        return runs_in(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
 
 
 class Vertex(_OneRoute):
@@ -241,9 +251,7 @@ class Vertex(_OneRoute):
     def port(self) -> int:
         return _env_port("AIP_HTTP_PORT", 8080)
 
-    def model_specs(self, runs: list[str]) -> list[str]:
-        if runs:
-            return runs
+    def platform_specs(self) -> list[str]:
         uri = os.environ.get("AIP_STORAGE_URI")
         if not uri:
             raise GenlabError("give a run directory or set AIP_STORAGE_URI (Vertex AI sets it)")
@@ -258,8 +266,8 @@ class Azure(_OneRoute):
     health_route = "/score/health"
     predict_route = "/score"
 
-    def model_specs(self, runs: list[str]) -> list[str]:
-        return runs or runs_in(_azure_model_dir())
+    def platform_specs(self) -> list[str]:
+        return runs_in(_azure_model_dir())
 
     def handle(self, service: Service, payload: dict[str, Any]) -> dict[str, Any]:
         return azure_handle(service, payload)

@@ -23,6 +23,11 @@ def page_html() -> str:
     return resources.files("genlab.serve").joinpath("static/index.html").read_text("utf-8")
 
 
+def openapi_spec(contract: Any = None, service: Service | None = None) -> dict[str, Any]:
+    """The OpenAPI document of the routes (the Flask app serves the same one)."""
+    return create_app(service or Service([]), contract=contract).openapi()
+
+
 def create_app(service: Service, *, contract: Any = None):
     """The ASGI app over `service`; `contract` (genlab.serve.contracts) adds a cloud's routes."""
     from fastapi import FastAPI, Request
@@ -154,4 +159,24 @@ def create_app(service: Service, *, contract: Any = None):
 
     if contract is not None:
         contract.add_fastapi_routes(app, service, read_body, error)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with the loaded models' names and versions as enums."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            known = {
+                "name": list(service.models),
+                "version": list(dict.fromkeys(v for m in service.models.values() for v in m)),
+            }
+            for parameter in spec["paths"][GENERATE]["post"].get("parameters", []):
+                if known.get(parameter["name"]):
+                    parameter["schema"] = {"type": "string", "enum": known[parameter["name"]]}
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -46,6 +46,16 @@ def create_app(service: Service, *, contract: Any = None):
     def page():
         return Response(page_html(), mimetype="text/html")
 
+    spec: dict[str, Any] = {}
+
+    @app.get("/openapi.json")
+    def openapi():
+        if not spec:  # the FastAPI app's document: the same routes and bodies
+            from genlab.serve.fastapi_app import openapi_spec
+
+            spec.update(openapi_spec(contract, service))
+        return jsonify(spec)
+
     @app.get("/healthz")
     def healthz():
         return jsonify({"status": "ok"})

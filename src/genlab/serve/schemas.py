@@ -66,7 +66,9 @@ class TextRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str = Field(..., min_length=1, description="text to continue")
-    max_new_tokens: int = Field(100, ge=1, description="at most the server's max_tokens")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="at most the server's max_tokens; default 100 (or that limit)"
+    )
     temperature: float = Field(0.8, ge=0, le=10, description="0 = greedy")
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)

@@ -32,6 +32,8 @@ from genlab.serve.batching import Job, MicroBatcher
 from genlab.serve.schemas import ImageRequest, Limits, TextRequest, describe
 from genlab.serve.store import Served, device_of, load_served, sample_conditions
 
+DEFAULT_TOKENS = 100  # new tokens when a text request does not say
+
 
 class ServeError(Exception):
     """A request the service refuses: an HTTP status and a one-line message."""
@@ -211,6 +213,8 @@ class Service:
                     422, f"format: {served.name} makes arrays, not images: npy or json"
                 )
         else:
+            if request.max_new_tokens is None:
+                request.max_new_tokens = min(DEFAULT_TOKENS, limits.max_tokens)
             if request.max_new_tokens > limits.max_tokens:
                 raise ServeError(422, f"max_new_tokens: at most {limits.max_tokens}")
             if len(request.prompt) > limits.max_prompt_chars:
@@ -253,7 +257,7 @@ class Service:
             cond = sample_conditions(served, fields)
         except ValueError as e:
             raise ServeError(422, str(e)) from None
-        seed = request.seed if request.seed is not None else secrets.randbits(63)
+        seed = request.seed if request.seed is not None else random_seed()
         batcher = self._batchers[(served.name, served.version)]
         future = batcher.submit(request.n, self._batch_key(served, cond), (seed, cond))
         return PendingSample(served, request, seed, start, future)
@@ -341,7 +345,7 @@ class Service:
     def _text_stream(self, served: Served, request: TextRequest) -> tuple[int, Iterator[str]]:
         from genlab.text.generation import GenerationConfig, generate_text
 
-        seed = request.seed if request.seed is not None else secrets.randbits(63)
+        seed = request.seed if request.seed is not None else random_seed()
         config = GenerationConfig(
             max_new_tokens=request.max_new_tokens,
             temperature=request.temperature,
@@ -368,6 +372,11 @@ class Service:
                     )
 
         return seed, timed()
+
+
+def random_seed() -> int:
+    """A fresh seed below 2**53, so that JavaScript clients read it back exactly."""
+    return secrets.randbits(53)
 
 
 def sse(event: str, data: dict[str, Any]) -> str:

@@ -1,0 +1,256 @@
+"""The web page (GET /) in a real browser: Debian's chromium, driven by playwright, over a real
+uvicorn server (in a thread) holding a tiny image GAN, a tiny 2-D flow and a tiny GPT."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from serve_runs import run
+
+from genlab.serve.fastapi_app import page_html
+from genlab.serve.schemas import SEED_MAX
+from genlab.serve.service import Service
+
+CHROMIUM = Path("/usr/bin/chromium")
+NO_BROWSER = f"no browser: {CHROMIUM} is missing (apt-get install chromium)"
+CI = os.environ.get("CI") == "true"  # CI must run these tests (.ci/run installs chromium)
+if not CHROMIUM.exists() and not CI:
+    pytest.skip(NO_BROWSER, allow_module_level=True)
+
+TIMEOUT_MS = 30_000  # generous: the machine may be busy with other tests
+
+
+@contextmanager
+def serving(service: Service) -> Iterator[str]:
+    """`service` behind uvicorn on a free local port, in a thread; yields the page's URL."""
+    import uvicorn
+
+    from genlab.serve.fastapi_app import create_app
+
+    sock = socket.socket()  # bound here, so no other process can take the port in between
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(service), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        service.close()
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    names = ("dcgan", "realnvp", "gpt")
+    with serving(Service([f"{name}={run(name)}" for name in names])) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():  # only with CI=true: fail each test, not the whole collection
+        pytest.fail(f"CI must have a browser; {NO_BROWSER}", pytrace=False)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page (its own sessionStorage); fails the test on any JavaScript error."""
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("body[data-state=ready]")
+
+
+def pick(page: Page, name: str) -> None:
+    """Choose the model called `name` in the <select> (its options read 'NAME @ VERSION (KIND)')."""
+    value = page.eval_on_selector(
+        "#model",
+        "(s, name) => [...s.options].find(o => o.text.startsWith(name + ' @')).value",
+        name,
+    )
+    page.select_option("#model", value)
+
+
+def generate(page: Page) -> None:
+    page.click("#generate")
+    page.wait_for_selector("body[data-state=done], body[data-state=error]")
+    expect(page.locator("#error")).to_be_hidden()
+    expect(page.locator("body")).to_have_attribute("data-state", "done")
+
+
+def pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("L"), dtype=np.float64)
+
+
+def test_page_is_self_contained(server: str, page: Page):
+    """Works offline: the page asks only its own server for anything (no CDN, no fonts)."""
+    elsewhere: list[str] = []
+
+    def only_the_server(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_server)
+    open_page(page, server)
+    assert page.title() == "genlab"
+    assert elsewhere == []
+    assert not re.search(r"(src|href)=\"(https?:)?//", page_html())
+
+
+def test_image_model(server: str, page: Page):
+    open_page(page, server)
+    options = page.eval_on_selector_all("#model option", "os => os.map(o => o.text)")
+    assert [o.split(" @ ")[0] for o in options] == ["dcgan", "realnvp", "gpt"]
+    assert "(image)" in options[0] and "(text)" in options[2]
+    pick(page, "dcgan")
+    for shown in ("#n", "#seed"):
+        expect(page.locator(shown)).to_be_visible()
+    for hidden in ("#label", "#temperature", "#truncation", "#prompt", "#top-k"):
+        expect(page.locator(hidden)).to_be_hidden()  # dcgan takes no conditions
+    page.fill("#n", "6")
+    page.fill("#seed", "7")
+    generate(page)
+    page.wait_for_function(
+        """n => { const images = [...document.querySelectorAll('#images img')];
+                  return images.length === n && images.every(i => i.complete && i.naturalWidth > 0); }""",
+        arg=6,
+    )
+    sizes = page.eval_on_selector_all(
+        "#images img", "images => images.map(i => [i.naturalWidth, i.naturalHeight, i.width])"
+    )
+    assert sizes == [[8, 8, 128]] * 6  # 8x8 digits drawn 16 times larger
+    latency = page.text_content("#latency")
+    assert re.fullmatch(r"server [\d.]+ ms · round trip [\d.]+ ms · seed 7 · batch of 6", latency)
+    # the page sent n and the seed: the same images as a direct request
+    direct = post(f"{server}v1/models/dcgan/generate", {"n": 6, "seed": 7})
+    sources = page.eval_on_selector_all("#images img", "images => images.map(i => i.src)")
+    assert sources == [f"data:image/png;base64,{png}" for png in direct["images"]]
+
+    shot = pixels(page.screenshot(full_page=True))
+    assert shot.std() > 5, "the page's screenshot is blank"
+    grid = pixels(page.locator("#images").screenshot())
+    assert grid.std() > 5 and len(np.unique(grid)) > 10, "the images did not render"
+
+
+def test_samples_model(server: str, page: Page):
+    open_page(page, server)
+    pick(page, "realnvp")
+    expect(page.locator("#temperature")).to_be_visible()  # a flow takes a temperature
+    expect(page.locator("#label")).to_be_hidden()
+    page.fill("#n", "40")
+    page.fill("#temperature", "0.5")
+    generate(page)
+    expect(page.locator("#scatter")).to_be_visible()
+    assert page.locator("#samples-table thead th").all_text_contents() == ["#", "x0", "x1"]
+    rows = page.locator("#samples-table tbody tr")
+    expect(rows).to_have_count(33)  # 32 rows and "… 8 more"
+    assert rows.last.text_content() == "… 8 more"
+    canvas = page.locator("#scatter").screenshot()
+    assert len(np.unique(pixels(canvas))) > 2, "no points drawn"
+    assert "seed " in page.text_content("#latency")
+
+
+def test_text_model_streams(server: str, page: Page):
+    open_page(page, server)
+    pick(page, "gpt")
+    for shown in ("#prompt", "#max-new-tokens", "#temperature", "#top-k", "#seed"):
+        expect(page.locator(shown)).to_be_visible()
+    expect(page.locator("#n")).to_be_hidden()
+    settings = {"prompt": "To be, or not", "max_new_tokens": 40, "temperature": 1.0, "top_k": 20}
+    page.fill("#prompt", settings["prompt"])
+    page.fill("#max-new-tokens", "40")
+    page.fill("#temperature", "1")
+    page.fill("#top-k", "20")
+    page.fill("#seed", str(SEED_MAX))  # past JavaScript's exact integers: sent as digits
+    generate(page)
+    text = page.text_content("#text-output")
+    assert text
+    pieces = page.eval_on_selector("#text-output", "o => o.childNodes.length")
+    assert pieces > 1, "the text did not come as a stream of token events"
+    latency = page.text_content("#latency")
+    assert re.fullmatch(
+        rf"first token [\d.]+ ms · total [\d.]+ ms · server [\d.]+ ms · seed {SEED_MAX}", latency
+    )
+    direct = post(f"{server}v1/models/gpt/generate", {**settings, "seed": SEED_MAX})
+    assert text == direct["text"]
+
+
+def test_api_key(page: Page):
+    service = Service([f"dcgan={run('dcgan')}"], api_key="s3cret-key")
+    with serving(service) as url:
+        page.goto(url)
+        error = page.locator("#error")
+        expect(error).to_have_text(re.compile("missing API key"))
+        expect(error).to_be_visible()
+        expect(page.locator("#generate")).to_be_disabled()
+
+        page.fill("#api-key", "not-the-key")
+        page.press("#api-key", "Enter")
+        expect(error).to_have_text("wrong API key")
+
+        page.fill("#api-key", "s3cret-key")
+        page.press("#api-key", "Enter")
+        page.wait_for_selector("body[data-state=ready]")
+        expect(error).to_be_hidden()
+        generate(page)
+        expect(page.locator("#images img")).to_have_count(4)  # the default n
+        assert page.evaluate("sessionStorage.getItem('genlab-api-key')") == "s3cret-key"
+
+        page.reload()  # the key is kept for the tab's session
+        page.wait_for_selector("body[data-state=ready]")
+        expect(page.locator("#api-key")).to_have_value("s3cret-key")
