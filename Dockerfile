@@ -22,14 +22,16 @@
 # $SAGEMAKER_BIND_TO_PORT / $AIP_HTTP_PORT / 8080 (SageMaker, Vertex); healthy when one answers
 # 200. SageMaker and Vertex ignore Docker health checks and probe their own routes.
 #
-# Extras: `--build-arg EXTRAS=serve,tune` adds the tuning tools (optuna) to the same image.
+# Extras: serve (the HTTP server) and cloud (s3fs, gcsfs, adlfs: models from s3://, gs:// as
+# Vertex AI's AIP_STORAGE_URI gives them, az://); `--build-arg EXTRAS=serve,cloud,tune` adds the
+# tuning tools (optuna) to the same image.
 # GPU: docker/gpu.Dockerfile.
 
 # ---- build stage: a virtual environment with genlab and its dependencies ------------------------
 # Pinned to a Python minor version and a Debian release (slim: no compilers, no curl).
 FROM python:3.11-slim-bookworm AS build
 # Which optional dependencies to install (pyproject.toml [project.optional-dependencies]).
-ARG EXTRAS=serve
+ARG EXTRAS=serve,cloud
 # No pip cache or version check in the layers. (pip still precompiles the installed packages'
 # .pyc files: the runtime user cannot write them, and `import torch` starts faster with them.)
 ENV PIP_NO_CACHE_DIR=1 \

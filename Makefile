@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SHARED_DATA := $(abspath ../shared/data)
 export GENLAB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(HOME)/.cache/genlab)
 
-.PHONY: install demo test lint format bench bench-gan bench-flows bench-autoregressive bench-text clean
+.PHONY: install demo test lint format bench bench-gan bench-flows bench-autoregressive bench-text bench-serve clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ bench-autoregressive: $(STAMP)
 bench-text: $(STAMP)
 	$(BIN)/python bench/text_shakespeare.py
 	$(BIN)/python bench/text_generation.py
+
+# The serving table of docs/benchmarks.md: a live server under 32 and 64 concurrent clients,
+# with and without micro-batching (about 4 minutes).
+bench-serve: $(STAMP)
+	$(BIN)/python bench/serve_load.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -22,7 +22,7 @@ FROM nvidia/cuda:12.8.1-base-ubuntu24.04 AS build
 # Where torch comes from (a download.pytorch.org/whl/cuXXX index picks a CUDA version).
 ARG TORCH_INDEX_URL=https://pypi.org/simple
 # Which optional dependencies to install (pyproject.toml).
-ARG EXTRAS=serve
+ARG EXTRAS=serve,cloud
 # No prompts from apt; no pip cache or version check (pip still precompiles .pyc files).
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \

@@ -311,7 +311,7 @@ def serve(
     runs: Annotated[
         list[str] | None,
         typer.Argument(
-            help="runs to serve: [NAME[@VERSION]=]PATH or URL (file://, s3://, gs://, az://, "
+            help="runs to serve: \\[NAME\\[@VERSION]=]PATH or URL (file://, s3://, gs://, az://, "
             "memory://) or hf:DIR; none: the cloud contract's model folder"
         ),
     ] = None,

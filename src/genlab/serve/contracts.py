@@ -143,9 +143,14 @@ class Contract:
             return self.platform_specs()
         specs = []
         for spec in runs:
-            path = Path(spec)
-            holds_runs = path.is_dir() and not (path / "config.json").is_file()
-            specs += runs_in(path) if "=" not in spec and holds_runs else [spec]
+            if "=" in spec or spec.startswith("hf:"):
+                specs.append(spec)
+            elif "://" in spec:  # a remote run, or a remote folder of runs
+                specs += runs_in(spec)
+            else:
+                path = Path(spec)
+                holds_runs = path.is_dir() and not (path / "config.json").is_file()
+                specs += runs_in(path) if holds_runs else [spec]
         return specs
 
     def platform_specs(self) -> list[str]:

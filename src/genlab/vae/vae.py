@@ -330,7 +330,17 @@ class VAE(nn.Module):
         """VampPrior components (mu_k, logvar_k), each (K, D): q(z | u_k); None for N(0, I)."""
         if self.config.prior != "vamp":
             return None
-        return self.encode(torch.sigmoid(self.pseudo_logits))
+        if torch.is_grad_enabled() or self.training:
+            return self.encode(torch.sigmoid(self.pseudo_logits))
+        # Sampling and evaluation: the K encodings are reused while no parameter or buffer
+        # changes (an in-place update bumps a tensor's version). A served request of one sample
+        # would otherwise encode every pseudo-input again (most of its time).
+        key = tuple((id(t), t._version) for t in (*self.parameters(), *self.buffers()))
+        cached = self.__dict__.get("_prior_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self.encode(torch.sigmoid(self.pseudo_logits)))
+            self.__dict__["_prior_cache"] = cached
+        return cached[1]
 
     def log_prior(self, z: Tensor, components: tuple[Tensor, Tensor] | None) -> Tensor:
         """log p(z) summed over latent dims: z (..., D) -> (...)."""
