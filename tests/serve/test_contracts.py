@@ -170,3 +170,20 @@ def test_both_apps_answer_alike(models):
         assert answers["fastapi"] == answers["flask"]
     finally:
         service.close()
+
+
+def test_a_remote_folder_of_runs_serves_each_run(models):
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    for name in ("dcgan", "gpt"):
+        for path in (models / name).iterdir():
+            if path.is_file():
+                memory.pipe(f"/shelf/{name}/{path.name}", path.read_bytes())
+    specs = get_contract("generic").model_specs(["memory://shelf"])
+    assert specs == ["memory://shelf/dcgan", "memory://shelf/gpt"]
+    service = Service(specs)
+    try:
+        assert [m["name"] for m in service.describe()["models"]] == ["dcgan", "gpt"]
+    finally:
+        service.close()

@@ -282,3 +282,23 @@ def test_vamp_pseudo_inputs_start_from_the_first_training_batch():
 def test_free_bits_needs_the_normal_prior():
     with pytest.raises(ValueError, match="free_bits"):
         tiny(prior="vamp", free_bits=0.5).validate()
+
+
+def test_vamp_prior_encodings_are_reused_only_while_the_weights_stay():
+    """Sampling reuses the K pseudo-input encodings (a served one-sample request would
+    otherwise encode them all); any change to a parameter makes them fresh again."""
+    model = VAE(tiny(prior="vamp", pseudo_inputs=5)).eval()
+    with torch.no_grad():
+        first = model.prior_components()
+        assert model.prior_components() is first  # reused
+        model.pseudo_logits.add_(0.5)  # an in-place update, like an optimizer step
+        fresh = model.prior_components()
+        assert fresh is not first and not torch.equal(fresh[0], first[0])
+        expected = model.encode(torch.sigmoid(model.pseudo_logits))
+        assert torch.equal(fresh[0], expected[0]) and torch.equal(fresh[1], expected[1])
+        model.load_state_dict({k: v + 0.01 for k, v in model.state_dict().items()})
+        assert model.prior_components() is not fresh
+    model.train()
+    with torch.enable_grad():  # training builds the graph every time, never from the cache
+        mu, _ = model.prior_components()
+        assert mu.requires_grad

@@ -134,7 +134,9 @@ def load_served(spec: str, *, device: str = "cpu", cache: Path | None = None) ->
             folder = Path(source)
         model = load(folder, device=device)
     assert folder is not None
-    name = name or re.sub(r"[^A-Za-z0-9._-]", "-", folder.resolve().name or "model")[:64]
+    # the source's last path part: the run's folder, not a local cache folder's hash
+    last = source.rstrip("/").rsplit("/", 1)[-1] if _is_url(source) else folder.resolve().name
+    name = name or re.sub(r"[^A-Za-z0-9._-]", "-", last or "model")[:64]
     if not NAME.match(name):
         name = "model"
     version = version or _weights_version(folder)
