@@ -354,3 +354,26 @@ def test_a_corrupt_checkpoint_stops_serve_with_one_line_and_exit_2(tmp_path, cap
     assert code == 2 and "unset or empty" in capsys.readouterr().err
     code = main(["serve", str(run("dcgan")), "--max-n", "0"])
     assert code == 2 and "max_n" in capsys.readouterr().err
+
+
+def test_over_the_time_limit_is_408_and_the_docs_are_served():
+    from fastapi.testclient import TestClient
+
+    from genlab.serve.fastapi_app import create_app
+
+    slow = Service([str(run("pixelcnn")), str(run("gpt"))], limits=Limits(timeout_s=0.001))
+    try:
+        c = TestClient(create_app(slow))
+        r = c.post("/v1/models/pixelcnn/generate", json={"n": 16})
+        assert r.status_code == 408 and "0.001 s limit" in r.json()["error"]
+        r = c.post("/v1/models/gpt/generate", json={"prompt": "A", "max_new_tokens": 50})
+        assert r.status_code == 408
+        streamed = c.post(
+            "/v1/models/gpt/generate", json={"prompt": "A", "max_new_tokens": 50, "stream": True}
+        )
+        assert "event: error" in streamed.text and "limit" in streamed.text
+        assert c.get("/docs").status_code == 200
+        spec = c.get("/openapi.json").json()
+        assert spec["paths"]["/v1/models/{name}/generate"]["post"]["requestBody"]["required"]
+    finally:
+        slow.close()
