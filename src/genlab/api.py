@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import datetime as _dt
+import inspect
 import json
 import math
 import os
@@ -112,6 +113,8 @@ def train_run(
     progress: bool = True,
     preset: str | None = None,
     init_from: str | Path | None = None,
+    fold: tuple[int, int] | None = None,
+    on_eval: Any = None,
 ) -> tuple[Path, dict[str, float]]:
     """Train (or resume) a run; returns the run directory and the final metrics.
 
@@ -123,6 +126,10 @@ def train_run(
     text, its tokenizer are kept; `-o` may still change options that leave the weights' shapes
     alone (e.g. dropout), and the data must fit the model (same vocabulary, windows no longer
     than its block_size).
+
+    `fold=(k, i)`: k-fold cross-validation on the training split: fold i (of a seeded shuffle)
+    is the validation data, the other k - 1 folds train (genlab.data.base.kfold). `on_eval(step,
+    metrics)` is passed to the training loop when it takes one (genlab.tune reports through it).
     """
     run = RunDir(out)
     overrides = dict(overrides or {})
@@ -134,6 +141,7 @@ def train_run(
             or seed is not None
             or preset is not None
             or init_from is not None
+            or fold is not None
         ):
             raise GenlabError(
                 "--resume continues a run as configured; only --steps and --device may change"
@@ -158,6 +166,7 @@ def train_run(
         if "train.device" in overrides:  # where to run is this machine's choice, not the run's
             train_cfg = dataclasses.replace(train_cfg, device=overrides["train.device"])
         data_name, data_options = saved["data"]["name"], saved["data"]["options"]
+        fold = tuple(saved["fold"]) if saved.get("fold") else None
         if data_options.get("tokenizer") not in (None, "char", "word", "bpe"):
             # a ready tokenizer (e.g. --init-from's): the run keeps its own copy
             data_options = {**data_options, "tokenizer": str(run.path / TOKENIZER)}
@@ -196,6 +205,13 @@ def train_run(
                     )
                 data_options["tokenizer"] = str(tokenizer_path.resolve())
     train_data, val_data = load_datasets(data_name, data_options, train_cfg)
+    if fold is not None:
+        from genlab.data.base import kfold
+
+        try:
+            train_data, val_data = kfold(train_data, fold[0], fold[1], seed=train_cfg.seed)
+        except ValueError as e:
+            raise GenlabError(str(e)) from None
     if not resume:
         from genlab.training.distributed import launched_rank
 
@@ -219,6 +235,7 @@ def train_run(
                     "model": model_name,
                     "preset": preset,
                     "init_from": None if init_from is None else str(init_from),
+                    "fold": None if fold is None else list(fold),
                     "model_config": to_dict(model_cfg),
                     "data": {"name": data_name, "options": data_options},
                     "train": to_dict(train_cfg),
@@ -246,8 +263,11 @@ def train_run(
             from genlab.text.tokenizers import save_tokenizer
 
             save_tokenizer(tokenizer, run.path / TOKENIZER)
+    extra = {}
+    if on_eval is not None and "on_eval" in inspect.signature(loop.train).parameters:
+        extra["on_eval"] = on_eval
     summary = loop.train(
-        model, train_data, val_data, train_cfg, run, resume=resume, progress=progress
+        model, train_data, val_data, train_cfg, run, resume=resume, progress=progress, **extra
     )
     return run.path, summary
 
@@ -442,8 +462,6 @@ def sample(
 
 def _sample_conditions(model: nn.Module, **given: Any) -> dict[str, Any]:
     """The keyword arguments of model.sample that were given; a GenlabError if it lacks one."""
-    import inspect
-
     accepted = inspect.signature(model.sample).parameters
     cond = {k: v for k, v in given.items() if v is not None}
     for key, value in cond.items():

@@ -1,5 +1,5 @@
 """The `genlab` command: list, train, sample, interpolate, evaluate, fid, generate, export, serve,
-azure-score, info.
+azure-score, tune, info.
 
 Bad input never shows a traceback: a GenlabError (or a usage error) is one line on stderr and
 exit code 2 (3 when training diverged). Set GENLAB_DEBUG=1 to see the traceback of an
@@ -398,6 +398,64 @@ def azure_score(
     from genlab.serve.contracts import write_score_py
 
     _console().print(f"wrote {write_score_py(out)}")
+
+
+@app.command()
+def tune(
+    model: Annotated[str, typer.Argument(help="model name (see `genlab list`)")],
+    data: Annotated[str, typer.Option("--data", "-d", help="dataset name")],
+    space: Annotated[Path, typer.Option(help="search-space YAML (docs/tuning.md)")],
+    sampler: Annotated[str, typer.Option(help="grid, random or tpe")] = "tpe",
+    trials: Annotated[
+        int | None, typer.Option(help="trials in the study, all workers together (grid: all)")
+    ] = None,
+    pruner: Annotated[str, typer.Option(help="none, median, asha or hyperband")] = "none",
+    storage: Annotated[
+        str | None,
+        typer.Option(help="journal:PATH, sqlite:///PATH or postgresql://... (default: memory)"),
+    ] = None,
+    study: Annotated[str | None, typer.Option(help="study name (default MODEL-DATA)")] = None,
+    folds: Annotated[int | None, typer.Option(help="k-fold cross-validation")] = None,
+    metric: Annotated[
+        str, typer.Option(help="val_loss, val_*, nll_nats, bits_per_dim, fid, ...")
+    ] = "val_loss",
+    direction: Annotated[
+        str | None, typer.Option(help="minimize or maximize (default: from the metric)")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="training steps per trial")] = None,
+    seed: Annotated[int, typer.Option(help="sampler and training seed")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="results folder (default runs/tune-STUDY)")
+    ] = None,
+    option: Options = None,
+    features: Annotated[str, typer.Option(help="fid/kid/is/pr: digits or inception")] = "digits",
+    eval_n: Annotated[int, typer.Option(help="fid/kid/is/pr: samples per evaluation")] = 2000,
+) -> None:
+    """Search MODEL's options on --data: grid, random or TPE, with pruning and workers."""
+    from genlab.config import parse_overrides
+    from genlab.tune import tune as run_tune
+
+    run_tune(
+        model,
+        data,
+        space,
+        sampler=sampler,
+        trials=trials,
+        pruner=pruner,
+        storage=storage,
+        study=study,
+        folds=folds,
+        metric=metric,
+        direction=direction,
+        steps=steps,
+        seed=seed,
+        out=out,
+        fixed=parse_overrides(option or []),
+        features=features,
+        eval_n=eval_n,
+        console=_console(),
+        live=sys.stdout.isatty(),
+    )
 
 
 @app.command()

@@ -65,6 +65,33 @@ class ArrayDataset:
         return ArrayDataset(self.x[indices], None if self.y is None else self.y[indices], self.spec)
 
 
+class Subset:
+    """The examples of `data` at `indices`, renumbered 0..len-1 (any Dataset)."""
+
+    def __init__(self, data: Dataset, indices: Tensor):
+        self.data, self.indices, self.spec = data, indices.long(), data.spec
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def batch(self, indices: Tensor) -> Batch:
+        return self.data.batch(self.indices[torch.as_tensor(indices, dtype=torch.long)])
+
+
+def kfold(data: Dataset, k: int, fold: int, seed: int = 0) -> tuple[Subset, Subset]:
+    """(train, held out) for fold `fold` of `k`: the examples in a seeded random order, cut
+    into k nearly equal parts; part `fold` is held out, the rest trains."""
+    if not 2 <= k <= len(data):
+        raise ValueError(f"folds must be between 2 and the {len(data)} examples, got {k}")
+    if not 0 <= fold < k:
+        raise ValueError(f"fold must be in 0..{k - 1}, got {fold}")
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    parts = order.tensor_split(k)
+    held = parts[fold]
+    rest = torch.cat([p for i, p in enumerate(parts) if i != fold])
+    return Subset(data, rest), Subset(data, held)
+
+
 def batch_inputs(batch: Batch) -> Tensor:
     """The model input of a batch: x of (x, y), or the batch itself."""
     return batch[0] if isinstance(batch, tuple | list) else batch

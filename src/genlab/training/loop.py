@@ -23,6 +23,7 @@ import math
 import random
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -352,8 +353,12 @@ def train(
     resume: bool = False,
     progress: bool = True,
     dist_info: DistInfo | None = None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
-    """Train `model` in place, writing checkpoints, metrics and samples into `run`."""
+    """Train `model` in place, writing checkpoints, metrics and samples into `run`.
+
+    `on_eval(step, metrics)` is called after each validation pass with its `val_*` metrics (a
+    tuner reports them and may stop the run by raising; the checkpoint of that step is kept)."""
     device, info = training_device(cfg.device, dist_info)
     model.to(device)
     model.train()
@@ -470,7 +475,8 @@ def train(
                     log.log(step, row)
                 bar.update(step, f"loss {logged['loss']:.4f}", speed)
             is_best = False
-            if val_data is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+            is_eval_step = step % cfg.eval_every == 0 or step == cfg.steps
+            if val_data is not None and is_eval_step:
                 if ema is not None:
                     ema.copy_to(eval_model)
                 val = evaluate_loss(
@@ -500,6 +506,8 @@ def train(
                 )
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or is_best:
                 checkpoint(is_best)
+            if on_eval is not None and val_data is not None and is_eval_step:
+                on_eval(step, {f"val_{k}": v for k, v in val.items()})
     finally:
         bar.close()
         if log is not None:

@@ -1,0 +1,307 @@
+"""Studies: Optuna trials that train genlab runs, on any storage, with any worker count.
+
+A trial draws options from the search space, trains a run with them (`genlab.api.train_run`,
+so any registered model works) under `OUT/trials/trial-NNNN`, and returns the objective:
+- a metric the training loop reports on the validation data (`val_loss`, or any `val_*` term
+  the model's loss logs, e.g. `val_bits_per_dim`): reported at every evaluation step, so a
+  pruner can stop a bad trial early;
+- or a metric of `genlab evaluate` on the validation split after training (`nll_nats`,
+  `bits_per_dim`, or a sample metric: `fid`, `kid`, `is`, `precision`, `recall`, with
+  `features` digits or inception).
+With `folds=K` every trial trains K runs (k-fold cross-validation on the training split, see
+genlab.data.base.kfold) and its value is the mean over the folds (their values and standard
+deviation are kept as trial attributes); pruning then happens between folds.
+
+Storage (`storage_from_url`): none (in memory, one process), a journal file (`journal:PATH`,
+or a path ending in .log / .journal: several processes on one host), SQLite (`sqlite:///PATH`:
+one worker; a warning when another is seen), PostgreSQL (`postgresql://...`: several
+machines). Every worker runs the same command and joins the study by name; the study stops
+taking new trials once it holds `trials` of them (all workers together).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genlab.errors import GenlabError
+from genlab.tune.space import Space, format_value
+
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("none", "median", "asha", "hyperband")
+SAMPLE_METRICS = {"fid": False, "kid": False, "is": True, "precision": True, "recall": True}
+MAXIMIZE = {"is", "precision", "recall", "val_accuracy"}
+
+
+@dataclass
+class TuneSettings:
+    model: str
+    data: str
+    space: Space
+    out: Path
+    sampler: str = "tpe"
+    trials: int | None = 20  # None: the whole grid (grid search)
+    pruner: str = "none"
+    storage: str | None = None
+    study: str | None = None
+    folds: int | None = None
+    metric: str = "val_loss"
+    direction: str | None = None
+    steps: int | None = None
+    seed: int = 0
+    fixed: dict[str, str] = field(default_factory=dict)  # -o options every trial gets
+    features: str = "digits"  # sample metrics: the feature network
+    eval_n: int = 2000  # sample metrics: samples per evaluation
+
+    def validate(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise GenlabError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.pruner not in PRUNERS:
+            raise GenlabError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
+        if self.trials is not None and self.trials < 1:
+            raise GenlabError(f"--trials must be >= 1, got {self.trials}")
+        if self.folds is not None and self.folds < 2:
+            raise GenlabError(f"--folds must be >= 2, got {self.folds}")
+        if self.direction not in (None, "minimize", "maximize"):
+            raise GenlabError(f"direction must be minimize or maximize, got {self.direction!r}")
+        if self.folds and not self.metric.startswith("val_"):
+            raise GenlabError(
+                f"with --folds the metric must be one the training loop reports on the held-out "
+                f"fold (val_loss, val_...), got {self.metric!r}"
+            )
+        if self.sampler == "grid":
+            self.space.grid()  # a finite grid, no conditional entries
+
+    @property
+    def resolved_direction(self) -> str:
+        if self.direction:
+            return self.direction
+        return "maximize" if self.metric in MAXIMIZE else "minimize"
+
+    @property
+    def study_name(self) -> str:
+        return self.study or f"{self.model}-{self.data}".replace(":", "-").replace("/", "-")
+
+    @property
+    def total_trials(self) -> int:
+        if self.sampler == "grid":
+            size = self.space.grid_size()
+            return size if self.trials is None else min(self.trials, size)
+        return 20 if self.trials is None else self.trials
+
+
+# --- storage, sampler, pruner ----------------------------------------------------------------
+def storage_from_url(url: str | None):
+    """An Optuna storage for `url` (see the module docstring)."""
+    import optuna
+
+    if url in (None, "", "memory", "memory:"):
+        return optuna.storages.InMemoryStorage()
+    assert url is not None
+    if url.startswith("journal:") or url.endswith((".log", ".journal")):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = Path(url.removeprefix("journal:")).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql:", "mysql+")):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs={"pool_pre_ping": True} if "sqlite" not in url else {}
+            )
+        except ImportError as e:
+            raise GenlabError(f"cannot use {url.split(':')[0]} storage: {e}") from None
+        except Exception as e:  # sqlalchemy's many errors: a bad URL, no server, no access
+            raise GenlabError(f"cannot open the storage {url}: {str(e).splitlines()[0]}") from None
+    raise GenlabError(
+        f"unknown storage {url!r}: use journal:PATH, sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+def make_sampler(settings: TuneSettings):
+    import optuna
+
+    if settings.sampler == "grid":
+        return optuna.samplers.GridSampler(settings.space.grid(), seed=settings.seed)
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=settings.seed)
+    # Explicit, since the defaults changed between Optuna 4 and 5: a joint (multivariate) model
+    # of the parameters, grouped for conditional spaces, and a constant liar so that parallel
+    # workers do not all pick the same promising point.
+    with warnings.catch_warnings():  # group and constant_liar are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=settings.seed, multivariate=True, group=True, constant_liar=True
+        )
+
+
+def make_pruner(settings: TuneSettings):
+    import optuna
+
+    if settings.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if settings.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if settings.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(settings: TuneSettings):
+    import optuna
+
+    settings.validate()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # genlab's view reports the trials
+    storage = storage_from_url(settings.storage)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=settings.study_name,
+            direction=settings.resolved_direction,
+            sampler=make_sampler(settings),
+            pruner=make_pruner(settings),
+            load_if_exists=True,
+        )
+    except ValueError as e:  # e.g. joining a study that has another direction
+        raise GenlabError(f"cannot join study {settings.study_name!r}: {e}") from None
+    study.set_user_attr("model", settings.model)
+    study.set_user_attr("data", settings.data)
+    study.set_user_attr("metric", settings.metric)
+    return study
+
+
+# --- the objective ---------------------------------------------------------------------------
+def trial_overrides(settings: TuneSettings, params: dict[str, Any]) -> dict[str, str]:
+    return {**settings.fixed, **{k: format_value(v) for k, v in params.items()}}
+
+
+def _metric_from(summary: dict[str, float], run: Path, settings: TuneSettings) -> float:
+    if settings.metric in summary:
+        return float(summary[settings.metric])
+    if settings.metric == "val_loss" and "best_val_loss" in summary:
+        return float(summary["best_val_loss"])
+    from genlab.api import evaluate
+
+    sample = settings.metric in SAMPLE_METRICS
+    result = evaluate(
+        run,
+        split="val",
+        figures=False,
+        metrics=settings.metric if sample else None,
+        n=settings.eval_n,
+        features=settings.features,
+    )
+    if settings.metric not in result:
+        known = sorted(k for k, v in {**summary, **result}.items() if isinstance(v, int | float))
+        raise GenlabError(
+            f"no metric {settings.metric!r} for this model; it reports: {', '.join(known)}"
+        )
+    return float(result[settings.metric])
+
+
+def objective(settings: TuneSettings, *, progress: bool = False) -> Callable[[Any], float]:
+    import optuna
+
+    from genlab.api import train_run
+
+    def run_one(trial: optuna.Trial) -> float:
+        params = settings.space.suggest(trial)
+        overrides = trial_overrides(settings, params)
+        folder = settings.out / "trials" / f"trial-{trial.number:04d}"
+        if folder.exists():  # a retried trial number (never reused by Optuna, but be safe)
+            shutil.rmtree(folder)
+        trial.set_user_attr("run", str(folder))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        start = time.perf_counter()
+
+        def report(step: int, metrics: dict[str, float]) -> None:
+            if settings.metric in metrics and math.isfinite(metrics[settings.metric]):
+                trial.report(metrics[settings.metric], step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at step {step}")
+
+        try:
+            if settings.folds:
+                values = []
+                for i in range(settings.folds):
+                    _, summary = train_run(
+                        settings.model, settings.data, folder / f"fold-{i}",
+                        overrides=overrides, steps=settings.steps, seed=settings.seed,
+                        progress=progress, fold=(settings.folds, i),
+                    )  # fmt: skip
+                    values.append(_metric_from(summary, folder / f"fold-{i}", settings))
+                    trial.set_user_attr("fold_values", values)
+                    trial.report(statistics.fmean(values), i)
+                    if i < settings.folds - 1 and trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after fold {i}")
+                value = statistics.fmean(values)
+                trial.set_user_attr("fold_std", statistics.stdev(values))
+            else:
+                _, summary = train_run(
+                    settings.model, settings.data, folder, overrides=overrides,
+                    steps=settings.steps, seed=settings.seed, progress=progress, on_eval=report,
+                )  # fmt: skip
+                value = _metric_from(summary, folder, settings)
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
+        return value
+
+    return run_one
+
+
+def count_trials(study) -> int:
+    return len(study.get_trials(deepcopy=False))
+
+
+def run_study(
+    settings: TuneSettings,
+    *,
+    on_trial: Callable[[Any, Any], None] | None = None,
+    progress: bool = False,
+):
+    """Join (or create) the study and run trials until it holds `total_trials` of them, with
+    every worker's trials counted. Returns the study."""
+    import optuna
+
+    from genlab.errors import TrainingDiverged
+
+    study = open_study(settings)
+    fn = objective(settings, progress=progress)
+    warned = False
+    while count_trials(study) < settings.total_trials:
+        if settings.storage and settings.storage.startswith("sqlite") and not warned:
+            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if running:
+                warnings.warn(
+                    "another worker is using this SQLite study: SQLite locks the whole file and "
+                    "is meant for one process; use journal:PATH (one host) or PostgreSQL",
+                    stacklevel=2,
+                )
+                warned = True
+        before = count_trials(study)
+        study.optimize(fn, n_trials=1, catch=(TrainingDiverged,), gc_after_trial=False)
+        if on_trial is not None:
+            mine = study.get_trials(deepcopy=False)[before:]
+            for trial in mine:
+                on_trial(study, trial)
+        if settings.sampler == "grid" and _grid_done(study, settings):
+            break
+    return study
+
+
+def _grid_done(study, settings: TuneSettings) -> bool:
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                     optuna.trial.TrialState.PRUNED,
+                                                     optuna.trial.TrialState.FAIL))  # fmt: skip
+    return len(done) >= settings.space.grid_size()
