@@ -228,3 +228,34 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys):
         assert code == 2 and message in err and err.count("\n") == 1, err
     code = main([*base[:5], str(tmp_path / "missing.yaml")])
     assert code == 2 and "cannot read the search space" in capsys.readouterr().err
+
+
+def test_the_objective_can_be_an_evaluation_metric(tmp_path):
+    """nll_nats (the likelihood on the validation split) for a VAE, domain FID for a GAN."""
+    vae_space = write_space(tmp_path, {"latent_dim": {"type": "categorical", "choices": [2, 3]}})
+    study, _ = tune("vae", "digits", vae_space, sampler="grid", steps=3, metric="nll_nats",
+                    fixed={**CHEAP, "iwae_k": "8"}, out=tmp_path / "vae")  # fmt: skip
+    for trial in study.trials:
+        saved = json.loads((Path(trial.user_attrs["run"]) / "eval.json").read_text())
+        assert saved["split"] == "val" and trial.value == pytest.approx(saved["nll_nats"])
+    gan_space = tmp_path / "gan.yaml"
+    gan_space.write_text(yaml.safe_dump({"z_dim": {"type": "categorical", "choices": [2, 4]}}))
+    study, _ = tune("dcgan", "digits", gan_space, sampler="grid", steps=2, metric="fid",
+                    eval_n=200, fixed={"g_width": "4", "d_width": "4"}, out=tmp_path / "gan")  # fmt: skip
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert all(t.value > 0 for t in study.trials)
+    with pytest.raises(GenlabError, match="no metric 'val_nope'"):
+        tune("vae", "digits", vae_space, sampler="grid", steps=2, metric="val_nope",
+             fixed=CHEAP, out=tmp_path / "nope")  # fmt: skip
+
+
+def test_sqlite_warns_when_another_worker_is_in_the_study(tmp_path):
+    from genlab.tune.study import storage_from_url
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    path = write_space(tmp_path, {"latent_dim": {"type": "categorical", "choices": [2, 3]}})
+    other = optuna.create_study(study_name="s", storage=storage_from_url(url))
+    other.ask()  # a trial another worker is running
+    with pytest.warns(UserWarning, match="another worker is using this SQLite study"):
+        tune("vae", "digits", path, sampler="random", trials=2, steps=2, storage=url,
+             study="s", fixed=CHEAP, out=tmp_path / "out")  # fmt: skip

@@ -200,6 +200,9 @@ def _metric_from(summary: dict[str, float], run: Path, settings: TuneSettings) -
         n=settings.eval_n,
         features=settings.features,
     )
+    for key in (settings.metric, f"{settings.metric}_{settings.features}"):
+        if isinstance(result.get(key), int | float):
+            return float(result[key])
     if settings.metric not in result:
         known = sorted(k for k, v in {**summary, **result}.items() if isinstance(v, int | float))
         raise GenlabError(
