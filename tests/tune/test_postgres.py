@@ -1,4 +1,6 @@
-"""`genlab tune` on a real PostgreSQL server: two workers, one study.
+"""`genlab tune` on a real PostgreSQL server: two worker processes share one study; workers
+opening a fresh database together (they race to create Optuna's tables; the losers retry);
+an unreachable server is a one-line error.
 
 A private cluster (initdb, trust authentication, 127.0.0.1 on a free port) lives in a fresh
 folder under /tmp for this module and is stopped by its postmaster's PID at the end. Tests run
@@ -31,9 +33,9 @@ latent_dim: {type: categorical, choices: [2, 4]}
 """
 FIXED = ["arch=mlp", "hidden=16", "train.eval_every=10", "train.batch_size=32"]
 GENLAB = Path(sys.executable).with_name("genlab")
-# The driver by name: a bare postgresql:// means SQLAlchemy's default driver, which is psycopg 3
-# from SQLAlchemy 2.1 on (psycopg2 before), and genlab's environment has psycopg2-binary.
-DRIVER = "postgresql+psycopg2"
+# A plain postgresql:// URL, as users write it: genlab picks psycopg2 (the tune extra's driver)
+# when psycopg 3, SQLAlchemy's default, is absent.
+DRIVER = "postgresql"
 
 
 def _missing() -> str | None:
@@ -119,8 +121,12 @@ class Server:
             except RuntimeError:
                 if attempt == 2:
                     raise
-        self._run(_tool("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "genlab",
-                  "genlab")  # fmt: skip
+        self.createdb("genlab")
+
+    def createdb(self, name: str) -> str:
+        """A new, empty database on this server; returns its URL."""
+        self._run(_tool("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "genlab", name)
+        return f"{DRIVER}://genlab@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT) of the postmaster by its PID, then remove the folder."""
@@ -183,7 +189,9 @@ def test_two_workers_share_one_postgres_study(postgres: Server, tmp_path: Path):
     for i, p in enumerate(procs):
         assert p.returncode == 0, f"worker {i} exited {p.returncode}:\n{logs[i]}"
 
-    storage = optuna.storages.RDBStorage(postgres.url)
+    from genlab.tune.study import storage_from_url
+
+    storage = storage_from_url(postgres.url)
     try:
         study = optuna.load_study(study_name=STUDY, storage=storage)
         trials = study.get_trials(deepcopy=False)
@@ -205,6 +213,27 @@ def test_two_workers_share_one_postgres_study(postgres: Server, tmp_path: Path):
         assert any((out / "trials").iterdir()), f"worker {i} ran no trial:\n{logs[i]}"
         assert (out / "results.csv").is_file() and (out / "best.yaml").is_file()
     assert len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+@pytest.mark.slow
+@requires_postgres
+def test_workers_can_open_a_fresh_database_together(postgres: Server):
+    """Every worker of a new study opens the storage at about the same moment."""
+    code = (
+        "import sys; from genlab.tune.study import storage_from_url; storage_from_url(sys.argv[1])"
+    )
+    errors = []
+    for round_ in range(3):
+        url = postgres.createdb(f"fresh{round_}")
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            if p.returncode != 0:
+                errors.append(err.strip().splitlines()[-1])
+    assert not errors, "\n".join(errors)
 
 
 @pytest.mark.slow

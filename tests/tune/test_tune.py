@@ -133,13 +133,14 @@ def test_random_and_tpe_are_reproducible_with_a_seed(tmp_path, sampler):
     assert params(1, "c") != first
 
 
-def test_pruning_stops_bad_trials_early(tmp_path):
-    """Learning rates from 1e-7 to 1e-2: the small ones cannot learn in 40 steps, and the
-    median pruner stops them at an early evaluation, so they train fewer steps."""
+@pytest.mark.parametrize("pruner", ["median", "asha", "hyperband"])
+def test_pruning_stops_bad_trials_early(tmp_path, pruner):
+    """Learning rates from 1e-7 to 1e-2: the small ones cannot learn in 45 steps, and each
+    pruner stops them at an early evaluation, so they train fewer steps."""
     data = {"train.lr": {"type": "float", "low": 1e-7, "high": 1e-2, "log": True}}
     study, _ = tune(
-        "vae", "digits", write_space(tmp_path, data), sampler="random", trials=12, steps=40,
-        pruner="median", seed=3, fixed=CHEAP, out=tmp_path / "out",
+        "vae", "digits", write_space(tmp_path, data), sampler="random", trials=12, steps=45,
+        pruner=pruner, seed=3, fixed=CHEAP, out=tmp_path / "out",
     )  # fmt: skip
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -148,8 +149,8 @@ def test_pruning_stops_bad_trials_early(tmp_path):
     assert all(t.params["train.lr"] < best_lr for t in pruned)
     for t in pruned:
         rows = (Path(t.user_attrs["run"]) / "metrics.csv").read_text().splitlines()
-        assert max(int(r.split(",")[0]) for r in rows[1:]) < 40  # stopped early
-    assert all(max(t.intermediate_values) == 40 for t in complete)
+        assert max(int(r.split(",")[0]) for r in rows[1:]) < 45  # stopped early
+    assert all(max(t.intermediate_values) == 45 for t in complete)
 
 
 def test_cross_validation_reports_the_mean_and_spread_of_the_folds(tmp_path):

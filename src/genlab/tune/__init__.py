@@ -69,6 +69,7 @@ def tune(
         steps=steps,
         seed=seed,
         fixed=fixed,
+        eval_every=getattr(train_config, "eval_every", 1),  # GAN loops do not evaluate
         features=features,
         eval_n=eval_n,
     )

@@ -158,7 +158,8 @@ def plots(study, out: Path) -> dict[str, Path]:
     # 2. parameter importances (fANOVA), once there are enough completed trials
     if len(done) >= 3 and study.best_trial.params:
         try:
-            importances = optuna.importance.get_param_importances(study)
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+            importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
         except (RuntimeError, ValueError):  # e.g. a parameter that never varied
             importances = {}
         if importances:

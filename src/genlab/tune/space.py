@@ -195,7 +195,9 @@ def _check_option(name: str, value: Any, configs: dict[str, Any]) -> None:
     target, key = ("train", rest) if head == "train" and rest else ("model", name)
     try:
         apply_overrides(
-            configs[target], {key: format_value(value)}, prefix="train." if target == "train" else ""
+            configs[target],
+            {key: format_value(value)},
+            prefix="train." if target == "train" else "",
         )
     except GenlabError as e:
         raise GenlabError(f"{name}: {e}") from None

@@ -28,6 +28,7 @@ import socket
 import statistics
 import time
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ class TuneSettings:
     steps: int | None = None
     seed: int = 0
     fixed: dict[str, str] = field(default_factory=dict)  # -o options every trial gets
+    eval_every: int = 1  # the loop's validation interval (the pruners' first rung)
     features: str = "digits"  # sample metrics: the feature network
     eval_n: int = 2000  # sample metrics: samples per evaluation
 
@@ -114,33 +116,62 @@ def storage_from_url(url: str | None):
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql:", "mysql+")):
-        try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs={"pool_pre_ping": True} if "sqlite" not in url else {}
-            )
-        except ImportError as e:
-            raise GenlabError(f"cannot use {url.split(':')[0]} storage: {e}") from None
-        except Exception as e:  # sqlalchemy's many errors: a bad URL, no server, no access
-            raise GenlabError(f"cannot open the storage {url}: {str(e).splitlines()[0]}") from None
+        return _rdb_storage(url)
     raise GenlabError(
         f"unknown storage {url!r}: use journal:PATH, sqlite:///PATH or postgresql://USER@HOST/DB"
     )
+
+
+def _rdb_storage(url: str, attempts: int = 6):
+    """An RDBStorage. A plain postgresql:// URL uses psycopg2 (the tune extra's driver) when
+    psycopg 3, SQLAlchemy's default, is absent. Workers that open a new database at the same
+    moment race to create Optuna's tables; the losers retry after a short random pause."""
+    import importlib.util
+    import random
+
+    import optuna
+
+    given = url  # errors name the URL as the user wrote it
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    options = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=options)
+        except ImportError as e:
+            raise GenlabError(f"cannot use {given.split(':')[0]} storage: {e}") from None
+        except Exception as e:  # sqlalchemy's many errors: a bad URL, no server, a race
+            message = str(e).splitlines()[0]
+            racing = "already exists" in message or "duplicate key" in message
+            if not racing or attempt == attempts - 1:
+                raise GenlabError(f"cannot open the storage {given}: {message}") from None
+            time.sleep(0.2 + random.random() * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def sampler_seed(settings: TuneSettings) -> int:
+    """The sampler's seed: --seed in memory (one worker, reproducible); with a shared storage
+    also this worker's host and process, so that workers do not repeat each other's draws."""
+    if settings.storage in (None, "", "memory", "memory:"):
+        return settings.seed
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    return (settings.seed * 1_000_003 + zlib.crc32(worker.encode())) % 2**32
 
 
 def make_sampler(settings: TuneSettings):
     import optuna
 
     if settings.sampler == "grid":
-        return optuna.samplers.GridSampler(settings.space.grid(), seed=settings.seed)
+        return optuna.samplers.GridSampler(settings.space.grid(), seed=sampler_seed(settings))
     if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=settings.seed)
+        return optuna.samplers.RandomSampler(seed=sampler_seed(settings))
     # Explicit, since the defaults changed between Optuna 4 and 5: a joint (multivariate) model
     # of the parameters, grouped for conditional spaces, and a constant liar so that parallel
     # workers do not all pick the same promising point.
     with warnings.catch_warnings():  # group and constant_liar are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(
-            seed=settings.seed, multivariate=True, group=True, constant_liar=True
+            seed=sampler_seed(settings), multivariate=True, group=True, constant_liar=True
         )
 
 
@@ -149,10 +180,15 @@ def make_pruner(settings: TuneSettings):
 
     if settings.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    # Resources are training steps (folds with --folds): the first rung is the first report.
+    first = 1 if settings.folds else settings.eval_every
     if settings.pruner == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
     if settings.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+        last = settings.folds or settings.steps or "auto"
+        return optuna.pruners.HyperbandPruner(
+            min_resource=first, max_resource=last, reduction_factor=3
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -293,9 +329,10 @@ def run_study(
         before = count_trials(study)
         study.optimize(fn, n_trials=1, catch=(TrainingDiverged,), gc_after_trial=False)
         if on_trial is not None:
-            mine = study.get_trials(deepcopy=False)[before:]
-            for trial in mine:
-                on_trial(study, trial)
+            me = f"{socket.gethostname()}:{os.getpid()}"
+            for trial in study.get_trials(deepcopy=False)[before:]:
+                if trial.user_attrs.get("worker") == me and trial.state.is_finished():
+                    on_trial(study, trial)
         if settings.sampler == "grid" and _grid_done(study, settings):
             break
     return study
