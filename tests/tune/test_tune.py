@@ -260,3 +260,17 @@ def test_sqlite_warns_when_another_worker_is_in_the_study(tmp_path):
     with pytest.warns(UserWarning, match="another worker is using this SQLite study"):
         tune("vae", "digits", path, sampler="random", trials=2, steps=2, storage=url,
              study="s", fixed=CHEAP, out=tmp_path / "out")  # fmt: skip
+
+
+def test_the_command_reports_each_trial_and_the_files(tmp_path, capsys):
+    from genlab.cli import main
+
+    path = write_space(tmp_path, {"latent_dim": {"type": "categorical", "choices": [2, 3]}})
+    args = ["tune", "vae", "--data", "digits", "--space", str(path), "--sampler", "grid",
+            "--steps", "3", "--out", str(tmp_path / "out")]  # fmt: skip
+    for key, value in CHEAP.items():
+        args += ["-o", f"{key}={value}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "trial 0 complete" in out and "trial 1 complete" in out
+    assert "best: trial" in out and "best.yaml" in out and "curves.png" in out
