@@ -192,3 +192,22 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.startswith("error: unknown model") and "Traceback" not in done.stderr
+
+
+def test_unreadable_or_invalid_config_files_are_one_line_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_config: [unclosed\n")
+    for path, message in (
+        (tmp_path / "missing.yaml", "cannot read the config file"),
+        (bad, "cannot parse the config file"),
+    ):
+        code, _, err = run_cli(
+            capsys, "train", "vae", "--data", "digits", "--config", path, "--out", tmp_path / "r"
+        )
+        assert_one_line_error(code, err, message)
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    code, _, err = run_cli(
+        capsys, "train", "vae", "--data", "digits", "--config", listed, "--out", tmp_path / "r"
+    )
+    assert_one_line_error(code, err, "must be a mapping")

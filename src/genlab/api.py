@@ -296,20 +296,9 @@ def _layered(lower: dict[str, Any], upper: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_config_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise GenlabError(f"cannot read config file {path}: {e.strerror}") from None
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
+    from genlab.fileio import read_settings
 
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as e:  # json and yaml raise their own types; both mean "not valid"
-        raise GenlabError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
+    data = read_settings(path, "config file")
     if not isinstance(data, dict) or set(data) - {"model", "model_config", "train", "data"}:
         raise GenlabError(
             f"config file {path} must be a mapping with keys among model_config, train, data"

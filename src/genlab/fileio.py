@@ -49,3 +49,25 @@ def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
         while chunk := f.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_settings(path: Path | str, what: str):
+    """The data of a JSON (.json) or YAML (any other name) file; GenlabError naming `what`
+    (e.g. "config file") when it cannot be read or parsed."""
+    from genlab.errors import GenlabError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise GenlabError(f"cannot read the {what} {path}: {e.strerror}") from None
+    try:
+        if path.suffix == ".json":
+            import json
+
+            return json.loads(text)
+        import yaml  # YAML reads JSON too
+
+        return yaml.safe_load(text)
+    except Exception as e:  # json and yaml raise their own types; both mean "not valid"
+        raise GenlabError(f"cannot parse the {what} {path}: {str(e).splitlines()[0]}") from None

@@ -231,17 +231,9 @@ def parse_space(data: Any, *, model_config: Any, train_config: Any) -> Space:
 
 
 def load_space(path: str | Path, *, model_config: Any, train_config: Any) -> Space:
-    import yaml
+    from genlab.fileio import read_settings
 
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise GenlabError(f"cannot read the search space {path}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise GenlabError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    data = read_settings(path, "search space")
     try:
         return parse_space(data, model_config=model_config, train_config=train_config)
     except GenlabError as e:
