@@ -11,7 +11,7 @@ started as a subprocess (uvicorn, one worker, 127.0.0.1) with micro-batching on 
 load generator (a minimal keep-alive HTTP/1.1 client, in this process) keeps C requests in flight, each `{"n": 1, "seed": i}`
 (one PNG back), until it has sent the requested number or the phase's time is up. Reported per
 phase: requests, status counts (zero 5xx is required), requests/s, p50/p99 latency, and the mean
-batch size from the server's /metrics. Phases: batching at 32 clients, batching at 64 clients
+batch size of the phase from the server's /metrics. Phases: batching at 32 clients, batching at 64 clients
 with `--big` requests (10,000 by default), no batching at 32 clients. Writes JSON (`--out`).
 """
 
@@ -89,18 +89,17 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError("the server did not become ready")
 
-    def mean_batch(self) -> float | None:
+    def batch_totals(self) -> tuple[float, float]:
+        """(samples, forward passes) so far, from the server's batch-size histogram."""
         import httpx
 
         text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        values = {}
+        values = {"genlab_batch_size_sum": 0.0, "genlab_batch_size_count": 0.0}
         for line in text.splitlines():
-            for key in ("genlab_batch_size_sum", "genlab_batch_size_count"):
+            for key in values:
                 if line.startswith(key + "{"):
                     values[key] = float(line.rsplit(" ", 1)[1])
-        if values.get("genlab_batch_size_count"):
-            return values["genlab_batch_size_sum"] / values["genlab_batch_size_count"]
-        return None
+        return values["genlab_batch_size_sum"], values["genlab_batch_size_count"]
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -210,17 +209,18 @@ async def load(url: str, clients: int, requests: int, seconds: float, first_seed
 
 def phase(name: str, server: Server, clients: int, requests: int, seconds: float) -> dict:
     asyncio.run(load(server.url, clients, min(200, requests), 30, 10**6))  # warm-up
-    before = server.mean_batch()
+    samples, passes = server.batch_totals()
     result = asyncio.run(load(server.url, clients, requests, seconds, 0))
     result["phase"] = name
-    result["mean_batch_after"] = server.mean_batch()
-    result["mean_batch_before"] = before
+    samples_after, passes_after = server.batch_totals()
+    # samples per forward pass in this phase only (warm-up and earlier phases left out)
+    result["mean_batch"] = round((samples_after - samples) / max(passes_after - passes, 1), 2)
     print(
         f"{name:<22} {clients:>3} clients  {result['requests']:>6} requests in "
         f"{result['seconds']:6.1f} s  {result['requests_per_second']:7.1f} req/s  "
         f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
         f"5xx {result['server_errors']}  errors {result['connection_errors']}  "
-        f"mean batch {result['mean_batch_after'] or 0:.1f}",
+        f"mean batch {result['mean_batch']:.1f}",
         flush=True,
     )
     return result

@@ -28,8 +28,18 @@ def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2, pad_val
 
 
 def to_uint8(image: Tensor) -> Tensor:
-    """(C, H, W) floats in [0, 1] -> (H, W, C) uint8, rounding to the nearest level."""
-    return (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    """(..., C, H, W) floats in [0, 1] -> (..., H, W, C) uint8, rounding to the nearest level
+    (one image or a whole batch)."""
+    return (image.clamp(0, 1) * 255).round().to(torch.uint8).movedim(-3, -1)
+
+
+def to_pil(array):
+    """An (H, W, C) uint8 array with 1 or 3 channels as a PIL image (L or RGB)."""
+    from PIL import Image
+
+    if array.shape[2] == 1:
+        return Image.fromarray(array[:, :, 0], mode="L")
+    return Image.fromarray(array, mode="RGB")
 
 
 def save_image(image: Tensor, path: str | Path, *, nrow: int | None = None, scale: int = 1) -> Path:
@@ -38,9 +48,7 @@ def save_image(image: Tensor, path: str | Path, *, nrow: int | None = None, scal
 
     if image.dim() == 4:
         image = make_grid(image, nrow=nrow)
-    array = to_uint8(image).numpy()
-    mode = "L" if array.shape[2] == 1 else "RGB"
-    picture = Image.fromarray(array[:, :, 0] if mode == "L" else array, mode=mode)
+    picture = to_pil(to_uint8(image).numpy())
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     return _save_atomically(picture, path, format="PNG")

@@ -117,14 +117,11 @@ def predict(service: Service, payload: dict[str, Any]) -> dict[str, Any]:
             if item[0] == "text":
                 predictions.append(service.run(item[1], item[2], item[3]))
             else:
-                try:
-                    samples, size = item[1].future.result(timeout=service.limits.timeout_s)
-                except TimeoutError:
-                    raise service.timeout() from None
-                except ValueError as e:
-                    raise ServeError(422, str(e)) from None
-                predictions.append(service.finish_sample(item[1], samples, size))
+                predictions.append(service.collect(item[1]))
         except ServeError as e:
+            for item in pending[i + 1 :]:
+                if item[0] == "sample":
+                    item[1].future.cancel()
             raise ServeError(e.status, f"instances[{i}]: {e.message}") from None
     return {"predictions": predictions}
 

@@ -88,10 +88,11 @@ def create_app(service: Service, *, contract: Any = None):
 
     @app.get("/metrics", summary="Prometheus metrics")
     def metrics(request: Request):
+        start = time.perf_counter()
         try:
             service.authorize(request.headers.get("authorization"))
         except ServeError as e:
-            return JSONResponse({"error": e.message}, status_code=e.status)
+            return error(e.status, e.message, "metrics", start)
         body, content_type = service.metrics.text()
         return Response(body, media_type=content_type)
 
@@ -131,7 +132,7 @@ def create_app(service: Service, *, contract: Any = None):
             service.authorize(request.headers.get("authorization"))
             payload = await read_body(request)
             if payload.get("stream") is True:
-                served, events = service.stream(name, version, payload)
+                events = service.stream(name, version, payload)
                 service.metrics.observe("generate", 200, time.perf_counter() - start)
                 return StreamingResponse(
                     events,
@@ -147,11 +148,8 @@ def create_app(service: Service, *, contract: Any = None):
                     samples, size = await asyncio.wait_for(
                         asyncio.wrap_future(pending.future), service.limits.timeout_s
                     )
-                except asyncio.TimeoutError:
-                    pending.future.cancel()
-                    raise service.timeout() from None
-                except ValueError as e:  # the model refused the conditions
-                    raise ServeError(422, str(e)) from None
+                except Exception as e:
+                    raise service.sample_error(pending, e) from None
                 if samples.numel() <= INLINE_VALUES:  # a few small PNGs: cheaper than a thread hop
                     result = service.finish_sample(pending, samples, size)
                 else:

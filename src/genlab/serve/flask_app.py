@@ -68,10 +68,11 @@ def create_app(service: Service, *, contract: Any = None):
 
     @app.get("/metrics")
     def metrics():
+        start = time.perf_counter()
         try:
             service.authorize(request.headers.get("Authorization"))
         except ServeError as e:
-            return jsonify({"error": e.message}), e.status
+            return error(e.status, e.message, "metrics", start)
         body, content_type = service.metrics.text()
         return Response(body, content_type=content_type)
 
@@ -93,7 +94,7 @@ def create_app(service: Service, *, contract: Any = None):
             service.authorize(request.headers.get("Authorization"))
             payload = read_body()
             if payload.get("stream") is True:
-                _, events = service.stream(name, version, payload)
+                events = service.stream(name, version, payload)
                 service.metrics.observe("generate", 200, time.perf_counter() - start)
                 return Response(
                     events,

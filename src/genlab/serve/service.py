@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from genlab.contract import LatentSampler
 from genlab.errors import GenlabError
 from genlab.serve.batching import Job, MicroBatcher
 from genlab.serve.schemas import ImageRequest, Limits, TextRequest, describe
-from genlab.serve.store import Served, device_of, load_served, sample_conditions
+from genlab.serve.store import Served, load_served, sample_conditions
 
 DEFAULT_TOKENS = 100  # new tokens when a text request does not say
 
@@ -112,7 +111,6 @@ class Service:
         self.models: dict[str, dict[str, Served]] = {}  # name -> version -> model (in order)
         self._batchers: dict[tuple[str, str], MicroBatcher] = {}
         self._ready = threading.Event()
-        self.device = device
         for spec in specs:
             self.add(load_served(spec, device=device))
         if specs:
@@ -233,20 +231,28 @@ class Service:
         return self._sample(served, request)
 
     def _sample(self, served: Served, request: ImageRequest) -> dict:
-        pending = self.start_sample(served, request)
+        return self.collect(self.start_sample(served, request))
+
+    def collect(self, pending: PendingSample) -> dict:
+        """Wait (at most the time limit) for a queued sampling request and answer it."""
         try:
             samples, batch_size = pending.future.result(timeout=self.limits.timeout_s)
-        except FutureTimeout:
-            pending.future.cancel()
-            raise self.timeout() from None
-        except ValueError as e:  # the model refused the conditions (e.g. a label range)
-            raise ServeError(422, str(e)) from None
+        except Exception as e:
+            raise self.sample_error(pending, e) from None
         return self.finish_sample(pending, samples, batch_size)
 
-    def timeout(self) -> ServeError:
-        return ServeError(
-            408, f"the request took longer than the {self.limits.timeout_s:g} s limit"
-        )
+    def sample_error(self, pending: PendingSample, error: Exception) -> Exception:
+        """What a failed wait for a sampling request answers: 408 past the time limit (the
+        request is withdrawn), 422 when the model refused the conditions (e.g. a label
+        range); anything else is a server error and propagates."""
+        if isinstance(error, TimeoutError):  # concurrent's and asyncio's are this one
+            pending.future.cancel()
+            return ServeError(
+                408, f"the request took longer than the {self.limits.timeout_s:g} s limit"
+            )
+        if isinstance(error, ValueError):
+            return ServeError(422, str(error))
+        return error
 
     def start_sample(self, served: Served, request: ImageRequest) -> PendingSample:
         """Queue a sampling request on the model's batcher; its future gives (samples, the
@@ -287,7 +293,8 @@ class Service:
 
     def _sample_batch(self, served: Served, jobs: Sequence[Job]) -> list[tuple[Any, int]]:
         """Runs on the model's batcher thread: one forward pass for all `jobs`."""
-        model, device = served.model, device_of(served.model)
+        model = served.model
+        device = next(model.parameters()).device
         total = sum(job.size for job in jobs)
         with torch.inference_mode():
             if len(jobs) == 1 and jobs[0].key is None:
@@ -321,8 +328,8 @@ class Service:
         }
 
     def stream(self, name: str | None, version: str | None, payload: dict[str, Any]):
-        """(the model, an iterator of server-sent-event strings) for a text request; errors in
-        the request are raised before the first event."""
+        """The server-sent-event strings of a text request, as an iterator; errors in the
+        request are raised before the first event."""
         served = self.find(name, version)
         request = self.validate(served, payload)
         if not isinstance(request, TextRequest):
@@ -340,7 +347,7 @@ class Service:
             latency = round((time.perf_counter() - start) * 1000, 3)
             yield sse("done", {"seed": seed, "latency_ms": latency})
 
-        return served, events()
+        return events()
 
     def _text_stream(self, served: Served, request: TextRequest) -> tuple[int, Iterator[str]]:
         from genlab.text.generation import GenerationConfig, generate_text
@@ -395,14 +402,11 @@ def encode_samples(samples: torch.Tensor, fmt: str) -> dict[str, Any]:
             "shape": list(samples.shape),
             "array": base64.b64encode(buffer.getvalue()).decode("ascii"),
         }
-    from PIL import Image
+    from genlab.imaging import to_pil, to_uint8
 
-    # one conversion for the whole (n, C, H, W) batch, as genlab.imaging.to_uint8 per image
-    pixels = (samples.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     images = []
-    for array in pixels:  # (H, W, C)
-        picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    for array in to_uint8(samples).numpy():  # (H, W, C) each, converted as one batch
         buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
+        to_pil(array).save(buffer, format="PNG")
         images.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
     return {"shape": list(samples.shape[1:]), "images": images}

@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from genlab.errors import GenlabError
 
 RUN_FILES = ("config.json", "model.safetensors", "ema.safetensors", "tokenizer.json")
-HF_FILES = ("config.json", "model.safetensors", "tokenizer.json", "vocab.json", "merges.txt")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # request fields -> the keyword of model.sample they map to
 CONDITIONS = {"label": "labels", "truncation": "truncation", "temperature": "temperature"}
@@ -79,22 +77,20 @@ def _is_url(source: str) -> bool:
 def fetch_run(url: str, cache: Path) -> Path:
     """Copy the files serving needs from an fsspec URL into `cache`; the local folder."""
     import fsspec
+    from fsspec.implementations.local import LocalFileSystem
 
     try:
         fs, root = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as e:  # unknown protocol or its package missing
         raise GenlabError(f"cannot open {url}: {str(e).splitlines()[0]}") from None
-    if getattr(fs, "protocol", None) in ("file", ("file", "local")) or type(fs).__name__ in (
-        "LocalFileSystem",
-    ):
+    if isinstance(fs, LocalFileSystem):  # file://: read in place
         return Path(root)
     try:
         if not fs.isdir(root):
             raise GenlabError(f"{url} is not a folder")
         folder = cache / hashlib.sha256(url.encode()).hexdigest()[:16]
         folder.mkdir(parents=True, exist_ok=True)
-        names = HF_FILES if not fs.exists(f"{root.rstrip('/')}/model.safetensors") else RUN_FILES
-        for name in dict.fromkeys((*RUN_FILES, *names)):
+        for name in RUN_FILES:
             remote = f"{root.rstrip('/')}/{name}"
             if fs.exists(remote):
                 fs.get_file(remote, str(folder / name))
@@ -106,13 +102,11 @@ def fetch_run(url: str, cache: Path) -> Path:
 
 
 def _weights_version(folder: Path) -> str:
+    from genlab.fileio import sha256_file
+
     for name in ("ema.safetensors", "model.safetensors"):
         if (folder / name).is_file():
-            digest = hashlib.sha256()
-            with open(folder / name, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            return digest.hexdigest()[:12]
+            return sha256_file(folder / name)[:12]
     return "0"
 
 
@@ -171,8 +165,3 @@ def sample_conditions(served: Served, fields: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"label must be < {served.num_classes} for {served.name}")
         cond[CONDITIONS[key]] = value
     return cond
-
-
-def device_of(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")

@@ -154,8 +154,12 @@ def sampler_seed(settings: TuneSettings) -> int:
     also this worker's host and process, so that workers do not repeat each other's draws."""
     if settings.storage in (None, "", "memory", "memory:"):
         return settings.seed
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    return (settings.seed * 1_000_003 + zlib.crc32(worker.encode())) % 2**32
+    return (settings.seed * 1_000_003 + zlib.crc32(worker_id().encode())) % 2**32
+
+
+def worker_id() -> str:
+    """This worker process: host and pid (recorded on each of its trials)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def make_sampler(settings: TuneSettings):
@@ -223,8 +227,6 @@ def trial_overrides(settings: TuneSettings, params: dict[str, Any]) -> dict[str,
 def _metric_from(summary: dict[str, float], run: Path, settings: TuneSettings) -> float:
     if settings.metric in summary:
         return float(summary[settings.metric])
-    if settings.metric == "val_loss" and "best_val_loss" in summary:
-        return float(summary["best_val_loss"])
     from genlab.api import evaluate
 
     sample = settings.metric in SAMPLE_METRICS
@@ -259,7 +261,7 @@ def objective(settings: TuneSettings, *, progress: bool = False) -> Callable[[An
         if folder.exists():  # a retried trial number (never reused by Optuna, but be safe)
             shutil.rmtree(folder)
         trial.set_user_attr("run", str(folder))
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("worker", worker_id())
         start = time.perf_counter()
 
         def report(step: int, metrics: dict[str, float]) -> None:
@@ -329,19 +331,8 @@ def run_study(
         before = count_trials(study)
         study.optimize(fn, n_trials=1, catch=(TrainingDiverged,), gc_after_trial=False)
         if on_trial is not None:
-            me = f"{socket.gethostname()}:{os.getpid()}"
+            me = worker_id()
             for trial in study.get_trials(deepcopy=False)[before:]:
                 if trial.user_attrs.get("worker") == me and trial.state.is_finished():
                     on_trial(study, trial)
-        if settings.sampler == "grid" and _grid_done(study, settings):
-            break
     return study
-
-
-def _grid_done(study, settings: TuneSettings) -> bool:
-    import optuna
-
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                     optuna.trial.TrialState.PRUNED,
-                                                     optuna.trial.TrialState.FAIL))  # fmt: skip
-    return len(done) >= settings.space.grid_size()
