@@ -13,6 +13,9 @@ from text_corpus import CORPUS
 TINY = {
     # an image GAN with an explicit latent: its requests are micro-batched
     "dcgan": ("digits", ["z_dim=4", "g_width=4", "d_width=4"]),
+    # the same, with one weight over torch's 32768-element grain size (40 x 1024): loading it
+    # runs a parallel (OpenMP) copy, as loading any real model does
+    "dcgan-wide": ("digits", ["z_dim=40", "g_width=64", "d_width=4"]),
     # conditional: takes a label
     "cgan": ("digits", ["z_dim=4", "embed_dim=3", "g_width=4", "d_width=4"]),
     # no explicit latent: each request samples alone
@@ -34,7 +37,8 @@ def run(name: str) -> Path:
 
     data, options = TINY[name]
     out = _root / name
-    args = ["train", name, "--data", data, "--steps", "2", "--out", str(out), "-q"]
+    model = name.removesuffix("-wide")
+    args = ["train", model, "--data", data, "--steps", "2", "--out", str(out), "-q"]
     for option in [*options, "train.batch_size=8", "train.sample_n=4"]:
         args += ["-o", option]
     code = main(args)

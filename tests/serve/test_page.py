@@ -157,7 +157,9 @@ def test_image_model(server: str, page: Page):
     options = page.eval_on_selector_all("#model option", "os => os.map(o => o.text)")
     assert [o.split(" @ ")[0] for o in options] == ["dcgan", "realnvp", "gpt"]
     assert "(image)" in options[0] and "(text)" in options[2]
+    expect(page.locator("#key-section")).to_be_hidden()  # this server wants no key
     pick(page, "dcgan")
+    expect(page.locator("#model-description")).to_have_text(re.compile(r"^DCGAN \(Radford"))
     for shown in ("#n", "#seed"):
         expect(page.locator(shown)).to_be_visible()
     for hidden in ("#label", "#temperature", "#truncation", "#prompt", "#top-k"):
@@ -208,6 +210,7 @@ def test_samples_model(server: str, page: Page):
 def test_text_model_streams(server: str, page: Page):
     open_page(page, server)
     pick(page, "gpt")
+    expect(page.locator("#model-description")).to_have_text(re.compile(r"^GPT \(Radford"))
     for shown in ("#prompt", "#max-new-tokens", "#temperature", "#top-k", "#seed"):
         expect(page.locator(shown)).to_be_visible()
     expect(page.locator("#n")).to_be_hidden()
@@ -231,22 +234,31 @@ def test_text_model_streams(server: str, page: Page):
 
 
 def test_api_key(page: Page):
+    """A server with a key: the page asks for it in words a browser user can act on (not the
+    API's "send the header 'Authorization: Bearer KEY'"), and lists the models once it works."""
     service = Service([f"dcgan={run('dcgan')}"], api_key="s3cret-key")
     with serving(service) as url:
         page.goto(url)
-        error = page.locator("#error")
-        expect(error).to_have_text(re.compile("missing API key"))
-        expect(error).to_be_visible()
+        page.wait_for_selector("body[data-state=needs-key]")
+        prompt = page.locator("#key-message")
+        expect(prompt).to_have_text("This server needs an API key: type it here")
+        expect(prompt).to_be_visible()
+        expect(page.locator("#api-key")).to_be_focused()
+        expect(page.locator("#error")).to_be_hidden()
         expect(page.locator("#generate")).to_be_disabled()
+        assert "Authorization" not in page.inner_text("body")  # what a person sees
 
         page.fill("#api-key", "not-the-key")
         page.press("#api-key", "Enter")
-        expect(error).to_have_text("wrong API key")
+        expect(prompt).to_have_text("Wrong API key: check it and type it again")
+        expect(page.locator("body")).to_have_attribute("data-state", "needs-key")
 
         page.fill("#api-key", "s3cret-key")
-        page.press("#api-key", "Enter")
+        page.click("#use-key")
         page.wait_for_selector("body[data-state=ready]")
-        expect(error).to_be_hidden()
+        expect(prompt).to_be_hidden()
+        expect(page.locator("#model option")).to_have_count(1)
+        expect(page.locator("#model-description")).to_have_text(re.compile(r"^DCGAN \(Radford"))
         generate(page)
         expect(page.locator("#images img")).to_have_count(4)  # the default n
         assert page.evaluate("sessionStorage.getItem('genlab-api-key')") == "s3cret-key"

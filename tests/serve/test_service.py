@@ -93,6 +93,9 @@ def test_health_readiness_and_the_model_list(client):
     assert models["cgan"]["conditions"] == ["label"] and models["cgan"]["num_classes"] == 10
     assert models["pixelcnn"]["conditions"] == []  # unconditional: no label
     assert len(models["dcgan"]["version"]) == 12
+    # the registry's one line, for the page
+    assert models["dcgan"]["description"].startswith("DCGAN (Radford et al. 2016)")
+    assert models["gpt"]["description"].startswith("GPT (Radford et al. 2019")
 
 
 def test_images_come_back_as_pngs_and_are_seeded(client):
@@ -109,6 +112,18 @@ def test_images_come_back_as_pngs_and_are_seeded(client):
     assert client.post("/v1/models/dcgan/generate", json={}).json()["n"] == 1
 
 
+def test_integer_fields_take_integral_floats(client):
+    """JSON has one number type: 7.0 is the integer 7 (JSON Schema's "integer" too)."""
+    as_ints = client.post("/v1/models/cgan/generate", json={"n": 2, "seed": 7, "label": 3})
+    as_floats = client.post("/v1/models/cgan/generate", json={"n": 2.0, "seed": 7.0, "label": 3.0})
+    assert as_floats.status_code == 200, as_floats.text
+    assert as_floats.json()["images"] == as_ints.json()["images"]
+    text = {"prompt": "ROMEO:", "max_new_tokens": 5.0, "top_k": 3.0, "seed": 1.0}
+    assert client.post("/v1/models/gpt/generate", json=text).status_code == 200
+    for fraction in ({"n": 2.5}, {"label": 3.5}, {"seed": 1e300}):
+        assert client.post("/v1/models/cgan/generate", json=fraction).status_code == 422
+
+
 def test_arrays_match_the_models_own_samples(client, service):
     model = service.find("realnvp").model
     body = client.post(
@@ -118,6 +133,7 @@ def test_arrays_match_the_models_own_samples(client, service):
     array = np.load(io.BytesIO(base64.b64decode(body["array"])))
     with torch.no_grad():
         expected = model.sample(4, generator=torch.Generator().manual_seed(3), temperature=0.5)
+    # the server may batch in another shape: a few float32 ulps of O(1) points
     assert array.shape == (4, 2) and np.allclose(array, expected.numpy(), atol=1e-5)
     as_json = client.post(
         "/v1/models/realnvp/generate",
@@ -152,6 +168,9 @@ BAD = [
     # (route, body (bytes or object), status, part of the message)
     ("/v1/models/dcgan/generate", b"{not json", 400, "not valid JSON"),
     ("/v1/models/dcgan/generate", b"[1, 2]", 400, "must be a JSON object"),
+    ("/v1/models/dcgan/generate", b"", 400, "the body is empty"),
+    ("/v1/models/dcgan/generate", b"[" * 5000 + b"]" * 5000, 400, "nested too deeply"),
+    ("/v1/models/dcgan/generate", b'{"n": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested"),
     ("/v1/models/dcgan/generate", {"n": "3"}, 422, "n: Input should be a valid integer"),
     ("/v1/models/dcgan/generate", {"n": -1}, 422, "n: Input should be greater than or equal"),
     ("/v1/models/dcgan/generate", {"n": 10**9}, 422, "at most 16 samples"),
@@ -166,6 +185,9 @@ BAD = [
     ("/v1/models/gpt/generate", {"prompt": "hi", "max_new_tokens": 65}, 422, "at most 64"),
     ("/v1/models/gpt/generate", {"prompt": "naïve ☃"}, 422, "not in the vocabulary"),
     ("/v1/models/gpt/generate", {"prompt": "hi", "top_p": 1.5}, 422, "top_p"),
+    # logits divided by these overflow to inf (NaN probabilities, once a 500)
+    ("/v1/models/gpt/generate", {"prompt": "hi", "temperature": 1e-300}, 422, "0 (greedy) or"),
+    ("/v1/models/gpt/generate", {"prompt": "hi", "repetition_penalty": 5e-324}, 422, "penalty"),
     ("/v1/models/gpt/generate", {"prompt": "hi", "stop": [""]}, 422, "non-empty"),
     ("/v1/models/nope/generate", {}, 404, "no model named 'nope'"),
     ("/v1/models/dcgan/generate?version=zzz", {}, 404, "has no version 'zzz'"),
@@ -185,7 +207,9 @@ def test_bad_requests_are_4xx_with_a_message(client, route, body, status, messag
 
 def test_unknown_routes_methods_and_oversized_bodies(client, service):
     assert client.get("/v2/nothing").status_code == 404
-    assert "error" in client.get("/v1/models/dcgan/generate").json()
+    wrong_method = client.get("/v1/models/dcgan/generate")
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+    assert "POST" in wrong_method.headers["allow"].split(", ")
     big = json.dumps({"prompt": "x" * (service.limits.max_body_bytes + 10)}).encode()
     r = client.post("/v1/models/gpt/generate", content=big)
     assert r.status_code == 413 and "limit" in r.json()["error"]
@@ -225,6 +249,56 @@ def test_metrics_count_requests_and_batches(client):
     assert "genlab_models_loaded 5.0" in text
 
 
+class BrokenService(Service):
+    """Models that fail with an unexpected error (a bug, not a bad request)."""
+
+    def describe(self):
+        raise RuntimeError("boom in describe")
+
+    @property
+    def ready(self):
+        raise RuntimeError("boom in ready")
+
+
+@pytest.mark.parametrize("kind", ["fastapi", "flask"])
+def test_an_unexpected_error_is_a_counted_500_with_one_line_and_a_logged_traceback(
+    kind, service, caplog
+):
+    broken = BrokenService([], api_key=None)
+    broken.add(service.find("dcgan"))
+    served = broken.find("dcgan")
+    try:
+        if kind == "fastapi":
+            from fastapi.testclient import TestClient
+
+            from genlab.serve.fastapi_app import create_app
+
+            # Starlette re-raises after answering (for the server's log): not into the test
+            c = TestClient(create_app(broken), raise_server_exceptions=False)
+        else:
+            c = make_client(kind, broken)
+        served.model.decode_latent = lambda *args, **kwargs: 1 / 0  # this instance only
+        served.model.sample = served.model.decode_latent
+        for route in ("/v1/models", "/readyz"):
+            r = c.get(route)
+            assert r.status_code == 500 and r.json()["error"].startswith(
+                "internal server error (RuntimeError)"
+            ), r.text
+        r = c.post("/v1/models/dcgan/generate", json={"seed": 1})
+        assert r.status_code == 500, r.text
+        assert r.json() == {
+            "error": "internal server error (ZeroDivisionError); the server's log has details"
+        }
+        text = c.get("/metrics").text
+        for route in ("models", "other", "generate"):
+            assert f'genlab_requests_total{{route="{route}",status="500"}} 1.0' in text, text
+        logged = [r for r in caplog.records if r.name == "genlab.serve" and r.exc_info]
+        assert {type(r.exc_info[1]) for r in logged} == {RuntimeError, ZeroDivisionError}
+    finally:
+        del served.model.decode_latent, served.model.sample
+        broken.close()
+
+
 def test_readiness_is_false_until_the_models_have_loaded():
     from fastapi.testclient import TestClient
 
@@ -258,6 +332,7 @@ def test_batched_requests_get_the_samples_they_would_get_alone():
     for a, b in zip(together, one_by_one, strict=True):
         x = np.load(io.BytesIO(base64.b64decode(a["array"])))
         y = np.load(io.BytesIO(base64.b64decode(b["array"])))
+        # batched forward passes have other shapes: a few float32 ulps of the [0, 1] pixels
         assert x.shape == y.shape and np.abs(x - y).max() < 1e-5
 
 
@@ -345,9 +420,11 @@ def test_a_corrupt_checkpoint_stops_serve_with_one_line_and_exit_2(tmp_path, cap
     shutil.copytree(run("dcgan"), bad)
     for weights in bad.glob("*.safetensors"):  # the model's and its EMA's
         weights.write_bytes(b"\x00garbage")
-    code = main(["serve", str(bad), "--port", "0"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: corrupt weights file") and err.count("\n") == 1
+    for flask in ([], ["--flask"]):  # gunicorn's parent loads them in a spawned process
+        code = main(["serve", str(bad), *flask])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: corrupt weights file"), err
+        assert err.count("\n") == 1, err
     code = main(["serve", str(tmp_path / "missing")])
     assert code == 2 and "does not exist" in capsys.readouterr().err
     code = main(["serve", str(run("dcgan")), "--api-key-env", "GENLAB_TEST_UNSET_KEY"])
@@ -375,5 +452,8 @@ def test_over_the_time_limit_is_408_and_the_docs_are_served():
         assert c.get("/docs").status_code == 200
         spec = c.get("/openapi.json").json()
         assert spec["paths"]["/v1/models/{name}/generate"]["post"]["requestBody"]["required"]
+        assert list(spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == [
+            "text/plain"
+        ]
     finally:
         slow.close()

@@ -198,8 +198,8 @@ class _OneRoute(Contract):
                 service.authorize(request.headers.get("authorization"))
                 payload = await read_body(request)
                 result = await run_in_threadpool(self.handle, service, payload)
-            except ServeError as e:
-                return error(e.status, e.message, self.name, start)
+            except Exception as e:
+                return error(e, self.name, start)
             service.metrics.observe(self.name, 200, time.perf_counter() - start)
             return result
 
@@ -218,8 +218,8 @@ class _OneRoute(Contract):
             try:
                 service.authorize(request.headers.get("Authorization"))
                 result = self.handle(service, read_body())
-            except ServeError as e:
-                return error(e.status, e.message, self.name, start)
+            except Exception as e:
+                return error(e, self.name, start)
             service.metrics.observe(self.name, 200, time.perf_counter() - start)
             return jsonify(result)
 

@@ -4,6 +4,9 @@ streamed as server-sent events. Run by uvicorn (`genlab serve`).
 The body of /v1/models/{name}/generate is read and validated by the service core (the same code
 as the Flask app), not by FastAPI, so both apps answer every bad request with the same status
 and `{"error": "..."}`; the OpenAPI spec still documents the body (ImageRequest | TextRequest).
+The body must arrive within the request time limit (`--timeout`): uvicorn has no deadline of
+its own for it, and a client that stalls half-way would otherwise hold its connection forever;
+it gets a 408 and the connection closes.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route functions' annotations
@@ -14,10 +17,20 @@ from importlib import resources
 from typing import Any
 
 from genlab.serve.schemas import openapi_request_schema
-from genlab.serve.service import ServeError, Service
+from genlab.serve.service import Service
 
 GENERATE = "/v1/models/{name}/generate"
 INLINE_VALUES = 16 * 1024  # samples up to this many values are encoded on the event loop
+# each streamed event (OpenAPI 3.2's way): "token" events (data {"text"}), then "done" (data
+# {"seed", "latency_ms"}) or "error" (data {"error"})
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["token", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 
 def page_html() -> str:
@@ -33,7 +46,13 @@ def create_app(service: Service, *, contract: Any = None):
     """The ASGI app over `service`; `contract` (genlab.serve.contracts) adds a cloud's routes."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+    from fastapi.responses import (
+        HTMLResponse,
+        JSONResponse,
+        PlainTextResponse,
+        Response,
+        StreamingResponse,
+    )
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from genlab import __version__
@@ -45,17 +64,25 @@ def create_app(service: Service, *, contract: Any = None):
     )
     app.state.service = service
 
-    def error(status: int, message: str, route: str, start: float) -> JSONResponse:
-        service.metrics.observe(route, status, time.perf_counter() - start)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    def error(exc: Exception, route: str, start: float) -> JSONResponse:
+        """The answer to a failed request (`exc` from the route), counted in the metrics."""
+        problem = service.problem(exc)
+        service.metrics.observe(route, problem.status, time.perf_counter() - start)
+        return JSONResponse(
+            {"error": problem.message}, status_code=problem.status, headers=problem.headers()
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         message = {404: f"no route {request.url.path}", 405: "method not allowed here"}.get(
             exc.status_code, str(exc.detail)
-        )
-        return JSONResponse({"error": message}, status_code=exc.status_code)
+        )  # a 405's headers carry Allow
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        """Outside the routes' own handling (which counts under the route's name)."""
+        return error(exc, "other", time.perf_counter())
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -65,12 +92,20 @@ def create_app(service: Service, *, contract: Any = None):
     async def read_body(request: Request) -> dict[str, Any]:
         length = request.headers.get("content-length")
         service.check_length(int(length) if length and length.isdigit() else None)
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            service.check_length(size)  # a chunked body has no length up front
-            chunks.append(chunk)
-        return service.parse_body(b"".join(chunks))
+
+        async def receive() -> bytes:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                service.check_length(size)  # a chunked body has no length up front
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        try:
+            body = await asyncio.wait_for(receive(), service.limits.timeout_s)
+        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11 on
+            raise service.body_timeout() from None
+        return service.parse_body(body)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -86,25 +121,35 @@ def create_app(service: Service, *, contract: Any = None):
             return JSONResponse({"ready": False}, status_code=503)
         return {"ready": True}
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics (text exposition format)",
+        response_class=PlainTextResponse,
+        responses={401: {"description": "missing or wrong API key"}},
+    )
     def metrics(request: Request):
         start = time.perf_counter()
         try:
             service.authorize(request.headers.get("authorization"))
-        except ServeError as e:
-            return error(e.status, e.message, "metrics", start)
-        body, content_type = service.metrics.text()
+            body, content_type = service.metrics.text()
+        except Exception as e:
+            return error(e, "metrics", start)
         return Response(body, media_type=content_type)
 
-    @app.get("/v1/models", summary="the loaded models")
+    @app.get(
+        "/v1/models",
+        summary="the loaded models",
+        responses={401: {"description": "missing or wrong API key"}},
+    )
     def models(request: Request):
         start = time.perf_counter()
         try:
             service.authorize(request.headers.get("authorization"))
-        except ServeError as e:
-            return error(e.status, e.message, "models", start)
+            listing = service.describe()
+        except Exception as e:
+            return error(e, "models", start)
         service.metrics.observe("models", 200, time.perf_counter() - start)
-        return service.describe()
+        return listing
 
     @app.post(
         GENERATE,
@@ -116,10 +161,14 @@ def create_app(service: Service, *, contract: Any = None):
             }
         },
         responses={
-            400: {"description": "malformed JSON"},
+            200: {
+                "description": 'samples or text; with `"stream": true` server-sent events',
+                "content": {"text/event-stream": {"itemSchema": SSE_EVENT}},
+            },
+            400: {"description": "malformed, empty or too deeply nested JSON"},
             401: {"description": "missing or wrong API key"},
             404: {"description": "unknown model or version"},
-            408: {"description": "over the time limit"},
+            408: {"description": "over the time limit (reading the body, or the work)"},
             413: {"description": "body too large"},
             422: {"description": "invalid or over-limit fields"},
         },
@@ -154,8 +203,8 @@ def create_app(service: Service, *, contract: Any = None):
                     result = service.finish_sample(pending, samples, size)
                 else:
                     result = await run_in_threadpool(service.finish_sample, pending, samples, size)
-        except ServeError as e:
-            return error(e.status, e.message, "generate", start)
+        except Exception as e:
+            return error(e, "generate", start)
         service.metrics.observe("generate", 200, time.perf_counter() - start)
         return JSONResponse(result)  # already plain JSON: skip FastAPI's encoder
 

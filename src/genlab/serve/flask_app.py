@@ -1,8 +1,18 @@
 """The Flask adapter (WSGI, for gunicorn): the same routes, statuses and `{"error": ...}` bodies
-as the FastAPI app, over the same service core."""
+as the FastAPI app, over the same service core.
+
+Under gunicorn the body must arrive within the request time limit (`--timeout`): gunicorn reads
+it with a blocking socket and no deadline, so a client that stalls half-way would hold one of
+the worker's threads forever. The app sets that limit as the connection's socket timeout
+(gunicorn hands the socket over as `gunicorn.socket`) and reads the body from gunicorn itself
+(werkzeug's reader would turn the timeout into "client disconnected"): a body that stops
+arriving for that long gets a 408, and the connection is shut for reading so that gunicorn closes
+it after the answer (it drops an app's `Connection: close`). Other WSGI servers keep their own.
+"""
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -19,28 +29,50 @@ def create_app(service: Service, *, contract: Any = None):
     app.config["MAX_CONTENT_LENGTH"] = service.limits.max_body_bytes
     app.extensions["genlab_service"] = service
 
-    def error(status: int, message: str, route: str, start: float):
-        service.metrics.observe(route, status, time.perf_counter() - start)
-        response = jsonify({"error": message})
-        response.status_code = status
-        if status == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
-        return response
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        message = {
+    def http_message(exc: HTTPException) -> str:
+        return {
             404: f"no route {request.path}",
             405: "method not allowed here",
             413: f"request body is over the {service.limits.max_body_bytes} byte limit",
         }.get(exc.code or 500, exc.description or exc.name)
-        response = jsonify({"error": message})
-        response.status_code = exc.code or 500
+
+    def error(exc: Exception, route: str, start: float):
+        """The answer to a failed request (`exc` from the route), counted in the metrics."""
+        if isinstance(exc, HTTPException):  # werkzeug's own, e.g. while reading the body
+            exc = ServeError(exc.code or 500, http_message(exc))
+        problem = service.problem(exc)
+        service.metrics.observe(route, problem.status, time.perf_counter() - start)
+        response = jsonify({"error": problem.message})
+        response.status_code = problem.status
+        response.headers.update(problem.headers())
         return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        response = jsonify({"error": http_message(exc)})
+        response.status_code = exc.code or 500
+        for name, value in exc.get_headers():  # a 405's Allow
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        """Outside the routes' own handling (which counts under the route's name)."""
+        return error(exc, "other", time.perf_counter())
 
     def read_body() -> dict[str, Any]:
         service.check_length(request.content_length)
-        return service.parse_body(request.get_data(cache=False))
+        connection = request.environ.get("gunicorn.socket")
+        if connection is None:  # not gunicorn: werkzeug reads it
+            return service.parse_body(request.get_data(cache=False))
+        connection.settimeout(service.limits.timeout_s)  # per blocking read (see above)
+        try:  # one byte over the limit is enough to refuse it (a chunked body has no length)
+            body = request.environ["wsgi.input"].read(service.limits.max_body_bytes + 1)
+        except TimeoutError:  # socket.timeout is this one from Python 3.10 on
+            connection.shutdown(socket.SHUT_RD)  # gunicorn finds no next request: it closes
+            raise service.body_timeout() from None
+        return service.parse_body(body)
 
     @app.get("/")
     def page():
@@ -71,9 +103,9 @@ def create_app(service: Service, *, contract: Any = None):
         start = time.perf_counter()
         try:
             service.authorize(request.headers.get("Authorization"))
-        except ServeError as e:
-            return error(e.status, e.message, "metrics", start)
-        body, content_type = service.metrics.text()
+            body, content_type = service.metrics.text()
+        except Exception as e:
+            return error(e, "metrics", start)
         return Response(body, content_type=content_type)
 
     @app.get("/v1/models")
@@ -81,10 +113,11 @@ def create_app(service: Service, *, contract: Any = None):
         start = time.perf_counter()
         try:
             service.authorize(request.headers.get("Authorization"))
-        except ServeError as e:
-            return error(e.status, e.message, "models", start)
+            listing = service.describe()
+        except Exception as e:
+            return error(e, "models", start)
         service.metrics.observe("models", 200, time.perf_counter() - start)
-        return jsonify(service.describe())
+        return jsonify(listing)
 
     @app.post(GENERATE.replace("{name}", "<name>"))
     def generate(name: str):
@@ -102,8 +135,8 @@ def create_app(service: Service, *, contract: Any = None):
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )
             result = service.run(name, version, payload)
-        except ServeError as e:
-            return error(e.status, e.message, "generate", start)
+        except Exception as e:
+            return error(e, "generate", start)
         service.metrics.observe("generate", 200, time.perf_counter() - start)
         return jsonify(result)
 

@@ -1,9 +1,11 @@
 """What a request may say, per kind of model, and the server's limits.
 
 Requests are pydantic models in strict mode with no extra fields, so a string where a number
-belongs, an unknown field or a value out of range is a 422 naming the field. The limits that a
-deployment sets (the most samples, tokens, body bytes, the time per request) are checked by the
-service on top, also as 4xx errors that say what the limit is.
+belongs, an unknown field or a value out of range is a 422 naming the field. Integer fields take
+integral floats (`986.0`): JSON has one number type and JSON Schema calls 986.0 an integer, so
+clients that write every number as a float are understood. The limits that a deployment sets
+(the most samples, tokens, body bytes, the time per request) are checked by the service on top,
+also as 4xx errors that say what the limit is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SEED_MAX = 2**63 - 1
+# logits are divided by these: 5e-324 makes them inf and the sampling probabilities NaN
+MIN_DIVISOR = 0.01
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,13 @@ class Limits:
             raise ValueError(f"timeout_s must be a positive number, got {self.timeout_s}")
         if not (0 <= self.max_wait_ms < 10_000):
             raise ValueError(f"max_wait_ms must be in [0, 10000), got {self.max_wait_ms}")
+
+
+def _integral(value: Any) -> Any:
+    """986.0 -> 986; any other value is left to the strict int check (2.5, "3" and true fail)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _finite(value: float | None) -> float | None:
@@ -58,6 +69,7 @@ class ImageRequest(BaseModel):
     )
 
     _finite_floats = field_validator("truncation", "temperature")(_finite)
+    _integral_ints = field_validator("n", "seed", "label", mode="before")(_integral)
 
 
 class TextRequest(BaseModel):
@@ -69,15 +81,23 @@ class TextRequest(BaseModel):
     max_new_tokens: int | None = Field(
         None, ge=1, description="at most the server's max_tokens; default 100 (or that limit)"
     )
-    temperature: float = Field(0.8, ge=0, le=10, description="0 = greedy")
+    temperature: float = Field(0.8, ge=0, le=10, description="0 = greedy, else at least 0.01")
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
-    repetition_penalty: float = Field(1.0, gt=0, le=10)
+    repetition_penalty: float = Field(1.0, ge=MIN_DIVISOR, le=10, description="1 = none")
     stop: list[str] = Field(default_factory=list, max_length=8, description="stop before these")
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
     stream: bool = Field(False, description="server-sent events, a piece of text at a time")
 
     _finite_floats = field_validator("temperature", "top_p", "repetition_penalty")(_finite)
+    _integral_ints = field_validator("max_new_tokens", "top_k", "seed", mode="before")(_integral)
+
+    @field_validator("temperature")
+    @classmethod
+    def _greedy_or_at_least(cls, value: float) -> float:
+        if 0 < value < MIN_DIVISOR:
+            raise ValueError(f"must be 0 (greedy) or at least {MIN_DIVISOR}")
+        return value
 
     @field_validator("stop")
     @classmethod

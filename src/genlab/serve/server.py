@@ -4,7 +4,14 @@ gunicorn (Flask).
 Models are loaded before the server listens, so a bad run (a corrupt checkpoint, a wrong path)
 is a one-line error and exit code 2, and /readyz is true from the first request on. With
 `workers > 1` every worker process loads its own copy (the settings travel in the environment
-variable GENLAB_SERVE_SETTINGS); the parent loads them once first to fail fast.
+variable GENLAB_SERVE_SETTINGS); the models are loaded once first to fail fast.
+
+gunicorn forks its workers from the parent, and a forked child cannot use an OpenMP thread pool
+that its parent started (libgomp's pool does not survive fork: the child's first parallel torch
+op, e.g. the copy in `load_state_dict`, waits forever on a futex, and since it waits in C, the
+worker ignores SIGTERM too). Any torch op on a tensor over ~32k elements starts that pool, so the
+gunicorn parent must run none: it checks the models in a fresh (spawned) process instead and
+only imports torch itself. uvicorn's workers are spawned, not forked, so its parent may load.
 """
 
 from __future__ import annotations
@@ -69,6 +76,32 @@ def flask_from_env():
     return build_app(_settings_from_env(), flask=True)
 
 
+def check_port(port: int) -> int:
+    """1..65535; a one-line error otherwise (the socket layer would wrap 99999 round silently)."""
+    if not 1 <= port <= 65535:
+        raise GenlabError(f"--port must be a port number from 1 to 65535, got {port}")
+    return port
+
+
+def _load_and_close(settings: Settings) -> None:
+    settings.service().close()
+
+
+def check_in_fresh_process(settings: Settings) -> None:
+    """Load every model once in a spawned process (see the module docstring: the caller is
+    about to fork); its GenlabError, e.g. a corrupt checkpoint, is raised here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        try:
+            pool.submit(_load_and_close, settings).result()
+        except BrokenProcessPool:
+            raise GenlabError("loading the models killed the process (out of memory?)") from None
+
+
 def serve(
     runs: list[str],
     *,
@@ -92,12 +125,14 @@ def serve(
         dataclasses.asdict(limits or Limits()),
         device,
     )
-    port = chosen.port() if port is None else port
-    service = settings.service()  # loads every model: a bad one fails here, before listening
+    port = check_port(chosen.port() if port is None else port)
     if flask:
-        _gunicorn(settings, service, host, port, workers, log_level)
+        check_in_fresh_process(settings)  # a bad model fails here, before listening
+        _gunicorn(settings, host, port, workers, log_level)
         return
     import uvicorn
+
+    service = settings.service()  # loads every model: a bad one fails here, before listening
 
     if workers == 1:
         uvicorn.run(build_app(settings, service=service), host=host, port=port, log_level=log_level)
@@ -114,12 +149,10 @@ def serve(
     )
 
 
-def _gunicorn(
-    settings: Settings, service: Service, host: str, port: int, workers: int, log_level: str
-) -> None:
+def _gunicorn(settings: Settings, host: str, port: int, workers: int, log_level: str) -> None:
+    """Flask under gunicorn; each worker loads the models after the fork (`load`)."""
     from gunicorn.app.base import BaseApplication
 
-    service.close()
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
 
     class Application(BaseApplication):

@@ -4,7 +4,8 @@ It holds the loaded models, validates requests, runs sampling through one micro-
 model and text generation in the caller's thread, checks the API key, and counts what happens
 for Prometheus. It knows nothing of HTTP frameworks: a problem is a `ServeError` with a status
 (always 4xx for a bad request or a limit) and a one-line message; the adapters turn it into
-`{"error": message}`.
+`{"error": message}`. Anything else a route raises is a bug: `Service.problem` logs its traceback
+and makes it a one-line 500, which the adapters count in the metrics like every other answer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import hmac
 import io
 import json
+import logging
 import secrets
 import threading
 import time
@@ -32,14 +34,22 @@ from genlab.serve.schemas import ImageRequest, Limits, TextRequest, describe
 from genlab.serve.store import Served, load_served, sample_conditions
 
 DEFAULT_TOKENS = 100  # new tokens when a text request does not say
+log = logging.getLogger("genlab.serve")
 
 
 class ServeError(Exception):
-    """A request the service refuses: an HTTP status and a one-line message."""
+    """A request the service refuses: an HTTP status and a one-line message. `close`: the
+    connection must close after the answer (the rest of the request body was never read)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, *, close: bool = False):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.close = status, message, close
+
+    def headers(self) -> dict[str, str]:
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        if self.close:
+            headers["Connection"] = "close"
+        return headers
 
 
 class Metrics:
@@ -166,6 +176,16 @@ class Service:
             )
         return versions[version]
 
+    def problem(self, error: Exception) -> ServeError:
+        """What a route answers for `error`: a ServeError as it is; anything else is a bug,
+        logged with its traceback and answered as a one-line 500."""
+        if isinstance(error, ServeError):
+            return error
+        log.error("unexpected error while serving a request", exc_info=error)
+        return ServeError(
+            500, f"internal server error ({type(error).__name__}); the server's log has details"
+        )
+
     # --- request checks ------------------------------------------------------------------------
     def authorize(self, header: str | None) -> None:
         """401 unless the Authorization header carries the key (when one is set)."""
@@ -185,13 +205,26 @@ class Service:
                 " byte limit",
             )
 
+    def body_timeout(self) -> ServeError:
+        """408 for a body that stopped arriving: the reader gave up, so the connection closes."""
+        return ServeError(
+            408,
+            f"the request body did not arrive within the {self.limits.timeout_s:g} s limit",
+            close=True,
+        )
+
     def parse_body(self, body: bytes) -> dict[str, Any]:
-        """A JSON object from the body; 413 / 400 otherwise."""
+        """A JSON object from the body; 413 / 400 otherwise (an empty body too: the OpenAPI
+        spec marks the body required, and `{}` asks for every default)."""
         self.check_length(len(body))
+        if not body.strip():
+            raise ServeError(400, "the body is empty: send a JSON object ({} for the defaults)")
         try:
-            payload = json.loads(body or b"{}")
+            payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ServeError(400, f"the body is not valid JSON ({e})") from None
+        except RecursionError:  # json's C decoder gives up near the interpreter's stack limit
+            raise ServeError(400, "the body's JSON is nested too deeply") from None
         if not isinstance(payload, dict):
             raise ServeError(400, f"the body must be a JSON object, got {type(payload).__name__}")
         return payload
@@ -341,8 +374,8 @@ class Service:
             try:
                 for piece in pieces:
                     yield sse("token", {"text": piece})
-            except ServeError as e:
-                yield sse("error", {"error": e.message})
+            except Exception as e:  # the status (200) is sent: the error goes in the stream
+                yield sse("error", {"error": self.problem(e).message})
                 return
             latency = round((time.perf_counter() - start) * 1000, 3)
             yield sse("done", {"seed": seed, "latency_ms": latency})

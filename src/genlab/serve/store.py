@@ -41,6 +41,7 @@ class Served:
     shape: tuple[int, ...] | None = None
     num_classes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    description: str = ""  # the registry's one line about the model (for the web page)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class Served:
             "shape": list(self.shape) if self.shape else None,
             "num_classes": self.num_classes,
             "source": self.source,
+            "description": self.description,
         }
 
 
@@ -137,10 +139,19 @@ def load_served(spec: str, *, device: str = "cpu", cache: Path | None = None) ->
     return describe_model(name, version, model, source)
 
 
+def registry_description(model: nn.Module) -> str:
+    """The registry's one-line description of the model's class ('' for an unregistered one)."""
+    from genlab.registry import MODELS
+
+    target = f"{type(model).__module__}:{type(model).__qualname__}"
+    return next((line for where, line in MODELS.values() if where == target), "")
+
+
 def describe_model(name: str, version: str, model: nn.Module, source: str) -> Served:
     """What kind of model this is and which request fields it takes (from the contract)."""
+    description = registry_description(model)
     if hasattr(model, "step") and getattr(model, "tokenizer", None) is not None:
-        return Served(name, version, "text", model, source)
+        return Served(name, version, "text", model, source, description=description)
     accepted = inspect.signature(model.sample).parameters
     conditions = tuple(field for field, kw in CONDITIONS.items() if kw in accepted)
     config = model.config
@@ -149,7 +160,9 @@ def describe_model(name: str, version: str, model: nn.Module, source: str) -> Se
     shape = tuple(getattr(model.config, "data_shape", ()) or ()) or None
     kind = "image" if shape is not None and len(shape) == 3 else "samples"
     classes = getattr(model.config, "num_classes", None) if "label" in conditions else None
-    return Served(name, version, kind, model, source, conditions, shape, classes)
+    return Served(
+        name, version, kind, model, source, conditions, shape, classes, description=description
+    )
 
 
 def sample_conditions(served: Served, fields: dict[str, Any]) -> dict[str, Any]:
