@@ -10,6 +10,7 @@ from metric_helpers import randomize
 from torch import nn
 
 from genlab.errors import GenlabError
+from genlab.metrics.imageops import quantize_uint8, resize_bilinear_tf1
 from genlab.metrics.inception import (
     FIDInceptionV3,
     InceptionA,
@@ -115,7 +116,7 @@ def test_extractor_protocol_and_batch_independence(network):
     with torch.inference_mode():
         x = extractor.preprocess(grey)
         assert x.shape == (3, 3, 299, 299) and x.is_contiguous(memory_format=torch.channels_last)
-        assert float(x.min()) >= 0 and float(x.max()) <= 255
+        assert float(x.min()) >= -1 and float(x.max()) <= 1  # (x - 128) / 128
         # generator output is rounded to 8-bit levels first: a sub-level change does nothing
         assert torch.equal(extractor.preprocess((grey + 0.3 / 255).clamp(0, 1)), x)
         whole = extractor(x)
@@ -123,6 +124,9 @@ def test_extractor_protocol_and_batch_independence(network):
         nchw = plain(plain.preprocess(grey))
         rgb = extractor(extractor.preprocess(grey.expand(-1, 3, -1, -1)))
     assert whole["features"].shape == (3, 2048) and whole["logits"].shape == (3, 1008)
+    # batch 1 vs 3 and NCHW vs channels_last: float32 sums in another order through 94
+    # convolutions, ~sqrt(sum K) eps = 5e-5 of the O(1) activations (random He-init weights);
+    # measured: a thirtieth of the 1e-4 below
     for name in ("features", "logits"):
         torch.testing.assert_close(
             torch.cat([p[name] for p in parts]), whole[name], rtol=1e-4, atol=1e-4
@@ -173,10 +177,11 @@ def test_nvidia_torchscript_interface(tmp_path):
     assert isinstance(extractor.network, NvidiaInception)
     images = torch.rand(2, 3, 32, 32)
     with torch.inference_mode():
-        x = extractor.preprocess(images)
-        out = extractor(x)
-        expected = module(x, return_features=True)
-        probs = module(x, no_output_bias=True)
+        out = extractor(extractor.preprocess(images))
+        # what the archive's own forward would be given: 8-bit levels at 299x299, in [0, 255]
+        y = resize_bilinear_tf1(quantize_uint8(images), (299, 299))
+        expected = module(y, return_features=True)
+        probs = module(y, no_output_bias=True)
     torch.testing.assert_close(out["features"], expected)
     torch.testing.assert_close(
         out["logits"].double().softmax(1).float(), probs, rtol=1e-5, atol=1e-7
@@ -189,3 +194,50 @@ def test_unknown_torchscript_is_refused(tmp_path):
         torch.jit.script(nn.Linear(2, 2)).save(str(tmp_path / "other.pt"))
     with pytest.raises(GenlabError, match="neither"):
         build_from_file(tmp_path / "other.pt")
+
+
+# --- the pytorch-fid protocol -----------------------------------------------------------------
+def pytorch_fid_blocks(net: FIDInceptionV3) -> nn.Sequential:
+    """pytorch-fid 0.3.0's `InceptionV3(output_blocks=[3])` blocks 0-3, from our modules."""
+    return nn.Sequential(
+        net.Conv2d_1a_3x3,
+        net.Conv2d_2a_3x3,
+        net.Conv2d_2b_3x3,
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        net.Conv2d_3b_1x1,
+        net.Conv2d_4a_3x3,
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        *(getattr(net, f"Mixed_{name}") for name in ("5b", "5c", "5d", "6a", "6b", "6c")),
+        *(getattr(net, f"Mixed_{name}") for name in ("6d", "6e", "7a", "7b", "7c")),
+        nn.AdaptiveAvgPool2d(output_size=(1, 1)),
+    )
+
+
+def test_pytorch_fid_protocol_is_its_preprocessing_written_out(network):
+    """pytorch-fid: ToTensor (uint8 / 255), F.interpolate bilinear without aligned corners to
+    299x299, 2x - 1, the blocks, pool3 squeezed to (B, 2048)."""
+    images = torch.randint(0, 256, (2, 3, 37, 30), generator=torch.Generator().manual_seed(1))
+    images = images.to(torch.uint8)
+    extractor = InceptionExtractor(network, channels_last=False, protocol="pytorch-fid")
+    tf = InceptionExtractor(network, channels_last=False)
+    with torch.inference_mode():
+        x = images.to(torch.float32).div(255)  # torchvision's ToTensor of an 8-bit image
+        x = torch.nn.functional.interpolate(
+            x, size=(299, 299), mode="bilinear", align_corners=False
+        )
+        x = 2 * x - 1
+        expected = pytorch_fid_blocks(network)(x).squeeze(3).squeeze(2)
+        prepared = extractor.preprocess(images.float() / 255)  # samples in [0, 1]
+        got = extractor(prepared)["features"]
+        tf_prepared = tf.preprocess(images.float() / 255)
+    # The same operations on the same shapes in one process: bit-identical, no tolerance.
+    torch.testing.assert_close(prepared, x, rtol=0, atol=0)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    # The TF protocol feeds other numbers (another resize grid, (x - 128) / 128): the two
+    # protocols' features, hence their FIDs, are not interchangeable.
+    assert (tf_prepared - prepared).abs().max() > 1e-2
+    described = extractor.describe()["protocol"]
+    assert described["name"] == "pytorch-fid" and "0.3.0" in described["reproduces"]
+    assert tf.describe()["protocol"]["name"] == "tf"
+    with pytest.raises(GenlabError, match="unknown FID protocol"):
+        InceptionExtractor(network, protocol="pytorch_fid")

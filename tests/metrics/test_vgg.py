@@ -101,6 +101,8 @@ def test_lpips_distance_properties(trunk, heads, tmp_path):
     assert d.shape == (4,) and torch.all(d > 0)
     torch.testing.assert_close(same, torch.zeros(4))
     torch.testing.assert_close(swapped, d)
+    # one image at a time vs a batch of 4: float32 sums in another order through 13 convolutions
+    # (K <= 4608 terms: ~sqrt(K) eps = 8e-6 each, relative); distances ~1e-1, so 1e-4 relative
     torch.testing.assert_close(single, d, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(grey, grey_rgb)
 
@@ -124,5 +126,9 @@ def test_fc2_features_for_precision_recall():
         single = extractor(extractor.preprocess(images[:1]))["features"]
         reference = net.classifier[:4](torch.flatten(net.avgpool(net.features(x.contiguous())), 1))
     assert x.shape == (2, 3, 224, 224) and out.shape == (2, 4096)
-    torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(single, out[:1], rtol=1e-4, atol=1e-5)
+    # channels_last vs NCHW kernels and batch 1 vs 2: float32 sums in another order through 15
+    # layers of up to K = 25088 terms, ~sqrt(sum K) eps = 5e-5 of the activations' scale; an
+    # output far below that scale keeps an absolute error of that size, hence atol by the scale
+    atol = 5e-4 * float(reference.abs().max())
+    torch.testing.assert_close(out, reference, rtol=1e-4, atol=atol)
+    torch.testing.assert_close(single, out[:1], rtol=1e-4, atol=atol)

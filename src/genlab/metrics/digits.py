@@ -256,6 +256,7 @@ class DigitsExtractor(nn.Module):
             **describe(self.resolved),
             "test_accuracy": float(self.metadata.get("test_accuracy", "nan")),
             "protocol": {
+                "name": "digits",
                 "input": "grey (channel mean), uint8 levels / 255",
                 "resize": "TF1 bilinear to 28x28",
                 "features": f"penultimate ReLU, {self.dim}-d",

@@ -14,6 +14,12 @@ Feature sets (`features=`):
   uses the squared distance of its features on float images. Keys get a `_digits` suffix
   ("FID (digits)"): these numbers are not comparable with published ones.
 
+Inception features follow one of two preprocessing protocols (`protocol=`, see inception.py):
+"tf" (the default: TTUR's TensorFlow code, torch-fidelity) or "pytorch-fid" (pytorch-fid 0.3.0).
+Their numbers are not comparable, so non-default protocols get their own keys ("fid_pytorch_fid")
+and every result and statistics file records the protocol; a statistics file of another
+protocol, or of unknown origin, is refused unless the user says which protocol made it.
+
 Every metric's entry records the extractor, its weights' sha256, the protocol and the sample
 counts.
 """
@@ -32,7 +38,13 @@ import torch
 from torch import Tensor
 
 from genlab.errors import GenlabError, close_matches
-from genlab.metrics.features import FeatureExtractor, dataset_batches, extract, sample_batches
+from genlab.metrics.features import (
+    FeatureExtractor,
+    dataset_batches,
+    extract,
+    rechunk,
+    sample_batches,
+)
 from genlab.metrics.fid import (
     RunningStatistics,
     feature_statistics,
@@ -76,9 +88,13 @@ class SampleMetricOptions:
     metrics: tuple[str, ...]
     n: int = 10_000
     features: str = "inception"
-    batch_size: int = 50
+    batch_size: int = 50  # samples drawn per model.sample call
+    # images per feature-network batch, whatever the sampling batch: features, hence the
+    # metrics, are then bit-identical for any batch_size (see features.rechunk)
+    feature_batch_size: int = 50
     seed: int = 0
     weights: str | Path | None = None  # the main extractor's file (Inception or digits)
+    protocol: str | None = None  # Inception preprocessing: "tf" (default) or "pytorch-fid"
     download: bool = False
     use_cache: bool = True  # reference statistics cache
     kid_subsets: int = 100
@@ -89,21 +105,72 @@ class SampleMetricOptions:
 
 
 # --- extractors -------------------------------------------------------------------------------
-def main_extractor(
-    features: str, *, weights: str | Path | None = None, download: bool = False
-) -> FeatureExtractor:
-    """The extractor of FID, KID and IS for a feature set."""
+def check_protocol(features: str, protocol: str | None) -> str:
+    """The protocol name of a feature set: for Inception `protocol` (default "tf"); the digit
+    features have one fixed protocol ("digits"), so naming another is an error."""
+    from genlab.metrics.inception import DEFAULT_PROTOCOL
+    from genlab.metrics.inception import check_protocol as known
+
     if check_features(features) == "digits":
+        if protocol is not None and protocol != "digits":
+            raise GenlabError(
+                f"--protocol {protocol} chooses the Inception preprocessing; the digit "
+                "features have one protocol of their own (drop --protocol or use "
+                "--features inception)"
+            )
+        return "digits"
+    return known(protocol or DEFAULT_PROTOCOL)
+
+
+def main_extractor(
+    features: str,
+    *,
+    weights: str | Path | None = None,
+    download: bool = False,
+    protocol: str | None = None,
+) -> FeatureExtractor:
+    """The extractor of FID, KID and IS for a feature set (and Inception protocol)."""
+    name = check_protocol(features, protocol)
+    if features == "digits":
         from genlab.metrics.digits import load_digits_extractor
 
         return load_digits_extractor(weights)
     from genlab.metrics.inception import load_inception
 
-    return load_inception(weights, download=download)
+    return load_inception(weights, download=download, protocol=name)
 
 
-def _suffix(features: str) -> str:
-    return "" if features == "inception" else f"_{features}"
+def _suffix(features: str, protocol: str | None = None) -> str:
+    """The key suffix: none for Inception's default protocol, "_pytorch_fid", "_digits"."""
+    if features != "inception":
+        return f"_{features}"
+    name = check_protocol(features, protocol)
+    return "" if name == "tf" else "_" + name.replace("-", "_")
+
+
+def protocol_of(described: dict[str, Any]) -> str | None:
+    """The protocol name in an extractor's `describe()` (None if it records none)."""
+    protocol = described.get("protocol")
+    if isinstance(protocol, dict):
+        if "name" in protocol:
+            return str(protocol["name"])
+        # genlab files written before protocols had names: one protocol per extractor
+        return {"inception-v3-fid": "tf", "digits-cnn": "digits"}.get(
+            str(described.get("extractor"))
+        )
+    return None
+
+
+def statistics_metadata(extractor: FeatureExtractor) -> dict[str, Any]:
+    """What a statistics .npz records about its origin: the protocol, the feature network and
+    its weights (checked when the file is read back), and the full description."""
+    described = extractor.describe()
+    return {
+        "protocol": protocol_of(described) or "unknown",
+        "feature_network": str(described.get("extractor")),
+        "weights_sha256": str(described.get("weights_sha256") or "none"),
+        "extractor": json.dumps(described, sort_keys=True, default=str),
+    }
 
 
 # --- the reference side -----------------------------------------------------------------------
@@ -150,8 +217,8 @@ def reference_features(
             sigma,
             features=features.numpy(),
             n=len(features),
-            extractor=json.dumps(extractor.describe(), sort_keys=True, default=str),
             reference=json.dumps(reference_id, sort_keys=True, default=str),
+            **statistics_metadata(extractor),
         )
     return features, path
 
@@ -163,15 +230,17 @@ def _generated_outputs(
     *,
     n: int,
     batch_size: int,
+    feature_batch_size: int,
     seed: int,
     device: Any,
 ) -> dict[str, dict[str, Tensor]]:
-    """One pass over n samples; every extractor sees every batch; only outputs are kept."""
+    """One pass over n samples, drawn batch_size at a time and re-cut to feature_batch_size;
+    every extractor sees every batch; only outputs are kept."""
     kept: dict[str, dict[str, list[Tensor]]] = {
         key: {name: [] for name in outputs} for key, (_, outputs) in extractors.items()
     }
-    batches: Iterator[Tensor] = sample_batches(
-        model.sample, n, batch_size, seed=seed, device=device
+    batches: Iterator[Tensor] = rechunk(
+        sample_batches(model.sample, n, batch_size, seed=seed, device=device), feature_batch_size
     )
     with torch.inference_mode():
         for images in batches:
@@ -238,18 +307,27 @@ def evaluate_samples(
             f"digit features judge grey digit images; this data has shape {tuple(spec.shape)} "
             "(use --features inception)"
         )
+    protocol = check_protocol(features, options.protocol)
     device = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
-    suffix = _suffix(features)
+    suffix = _suffix(features, protocol)  # FID, KID, IS: per protocol
+    plain = _suffix(features)  # precision/recall on VGG and PPL do not use the protocol
     flat: dict[str, Any] = {}
     details: dict[str, Any] = {}
-    common = {"n_generated": options.n, "seed": options.seed, "batch_size": options.batch_size}
+    common = {
+        "n_generated": options.n,
+        "seed": options.seed,
+        "batch_size": options.batch_size,
+        "feature_batch_size": options.feature_batch_size,
+    }
 
     needs_main = any(m in metrics for m in ("fid", "kid", "is")) or (
         features == "digits" and any(m in metrics for m in ("pr", "ppl"))
     )
     main = None
     if needs_main:
-        main = main_extractor(features, weights=options.weights, download=options.download)
+        main = main_extractor(
+            features, weights=options.weights, download=options.download, protocol=protocol
+        )
         main = main.to(device)  # type: ignore[attr-defined]
     extractors: dict[str, tuple[FeatureExtractor, tuple[str, ...]]] = {}
     main_outputs = []
@@ -272,6 +350,7 @@ def evaluate_samples(
             extractors,
             n=options.n,
             batch_size=options.batch_size,
+            feature_batch_size=options.feature_batch_size,
             seed=options.seed,
             device=device,
         )
@@ -282,7 +361,7 @@ def evaluate_samples(
             reference,
             extractor,
             reference_id,
-            batch_size=options.batch_size,
+            batch_size=options.feature_batch_size,
             use_cache=options.use_cache,
             device=device,
         )
@@ -292,6 +371,7 @@ def evaluate_samples(
         real_features, cached = real("main")
         fake_features = generated["main"]["features"]
         entry_common = {
+            "protocol": protocol,
             **common,
             "n_reference": len(real_features),
             "reference": {**reference_id, "cache": str(cached) if cached else None},
@@ -325,15 +405,20 @@ def evaluate_samples(
         assert main is not None
         score = inception_score(generated["main"]["logits"], seed=options.seed)
         flat[f"is{suffix}_mean"], flat[f"is{suffix}_std"] = score["is_mean"], score["is_std"]
-        details[f"is{suffix}"] = {**score, **common, "features": main.describe()}
+        details[f"is{suffix}"] = {
+            **score,
+            "protocol": protocol,
+            **common,
+            "features": main.describe(),
+        }
     if "pr" in metrics:
         from genlab.metrics.precision_recall import precision_recall
 
         key = "pr" if "pr" in extractors else "main"
         real_features, cached = real(key)
         pr = precision_recall(real_features, generated[key]["features"])
-        flat[f"precision{suffix}"], flat[f"recall{suffix}"] = pr["precision"], pr["recall"]
-        details[f"pr{suffix}"] = {
+        flat[f"precision{plain}"], flat[f"recall{plain}"] = pr["precision"], pr["recall"]
+        details[f"pr{plain}"] = {
             **pr,
             **common,
             "n_reference": len(real_features),
@@ -343,8 +428,8 @@ def evaluate_samples(
     if "ppl" in metrics:
         assert main is not None or features == "inception"
         result = _ppl(model, features, main, options, device)  # type: ignore[arg-type]
-        flat[f"ppl{suffix}"] = result["ppl"]
-        details[f"ppl{suffix}"] = {**result, "seed": options.seed, "batch_size": options.batch_size}
+        flat[f"ppl{plain}"] = result["ppl"]
+        details[f"ppl{plain}"] = {**result, "seed": options.seed, "batch_size": options.batch_size}
     return {**flat, "sample_metrics": details}
 
 
@@ -374,26 +459,70 @@ def folder_batches(folder: Path, batch_size: int) -> Iterator[Tensor]:
         yield torch.stack(pending)
 
 
-def path_statistics(
-    path: str | Path, extractor: FeatureExtractor, *, batch_size: int = 50, device: Any = "cpu"
-) -> dict[str, Any]:
-    """mu, sigma, n of a folder of images or a saved .npz."""
-    path = Path(path)
+def statistics_protocol(
+    path: Path,
+    saved: dict[str, Any],
+    extractor: FeatureExtractor,
+    protocol: str,
+    stated: str | None = None,
+) -> str:
+    """The protocol that made a statistics file, checked against this comparison's.
+
+    A file records its protocol and feature network (genlab's) or nothing (pytorch-fid's and
+    TTUR's: mu and sigma only); `stated` is the user's word for the latter (--stats-protocol).
+    Another feature network, another protocol, or an unknown one not stated: GenlabError.
+    """
     described = extractor.describe()
+    theirs = json.loads(str(saved["extractor"])) if "extractor" in saved else {}
+    network = str(saved.get("feature_network", theirs.get("extractor") or "")) or None
+    sha = str(saved.get("weights_sha256", theirs.get("weights_sha256") or "none"))
+    mine = str(described.get("weights_sha256") or "none")
+    if network is not None and (network != described.get("extractor") or sha != mine):
+        raise GenlabError(
+            f"{path} holds statistics of {network} (weights sha256 {sha[:12]}...), not of "
+            f"{described.get('extractor')} ({mine[:12]}...)"
+        )
+    recorded = str(saved["protocol"]) if "protocol" in saved else protocol_of(theirs)
+    if recorded in (None, "unknown"):
+        if stated is None:
+            raise GenlabError(
+                f"{path} does not record which protocol made it (a pytorch-fid or TTUR .npz "
+                "holds only mu and sigma); if you know, say so with --stats-protocol "
+                "pytorch-fid (or tf)"
+            )
+        recorded = stated
+    elif stated is not None and stated != recorded:
+        raise GenlabError(f"{path} records protocol {recorded}, not --stats-protocol {stated}")
+    if recorded != protocol:
+        raise GenlabError(
+            f"{path} holds statistics of the {recorded} protocol but this FID uses {protocol}; "
+            f"numbers of different protocols are not comparable (use --protocol {recorded})"
+        )
+    return recorded
+
+
+def path_statistics(
+    path: str | Path,
+    extractor: FeatureExtractor,
+    *,
+    batch_size: int = 50,
+    device: Any = "cpu",
+    stats_protocol: str | None = None,
+) -> dict[str, Any]:
+    """mu, sigma, n and protocol of a folder of images or a saved .npz."""
+    path = Path(path)
+    protocol = protocol_of(extractor.describe()) or "unknown"
     if path.is_file() and path.suffix == ".npz":
         saved = load_statistics(path)
-        if "extractor" in saved:
-            theirs = json.loads(str(saved["extractor"]))
-            if theirs.get("extractor") != described.get("extractor") or (
-                theirs.get("weights_sha256") != described.get("weights_sha256")
-            ):
-                raise GenlabError(
-                    f"{path} holds statistics of {theirs.get('extractor')} (weights sha256 "
-                    f"{str(theirs.get('weights_sha256'))[:12]}...), not of "
-                    f"{described.get('extractor')} ({str(described.get('weights_sha256'))[:12]}...)"
-                )
+        statistics_protocol(path, saved, extractor, protocol, stats_protocol)
         n = int(saved["n"]) if "n" in saved else None
-        return {"mu": saved["mu"], "sigma": saved["sigma"], "n": n, "source": "statistics"}
+        return {
+            "mu": saved["mu"],
+            "sigma": saved["sigma"],
+            "n": n,
+            "source": "statistics",
+            "protocol": protocol,
+        }
     if not path.is_dir():
         raise GenlabError(f"{path} is neither a folder of images nor an .npz statistics file")
     stats = RunningStatistics()
@@ -404,7 +533,13 @@ def path_statistics(
         on_batch=lambda out: stats.update(out["features"]),
     )
     warn_if_few(stats.n, extractor.dim, f"features of {path}")
-    return {"mu": stats.mean(), "sigma": stats.covariance(), "n": stats.n, "source": "images"}
+    return {
+        "mu": stats.mean(),
+        "sigma": stats.covariance(),
+        "n": stats.n,
+        "source": "images",
+        "protocol": protocol,
+    }
 
 
 def fid_between(
@@ -416,11 +551,23 @@ def fid_between(
     download: bool = False,
     batch_size: int = 50,
     save_stats: bool = False,
+    protocol: str | None = None,
+    stats_protocol: str | None = None,
 ) -> dict[str, Any]:
-    """FID between two folders / .npz files; with save_stats, write PATH1's statistics to PATH2."""
-    extractor = main_extractor(features, weights=weights, download=download)
+    """FID between two folders / .npz files; with save_stats, write PATH1's statistics to PATH2.
+
+    `protocol`: the Inception preprocessing ("tf" by default, or "pytorch-fid");
+    `stats_protocol`: the protocol that made .npz inputs which do not record one.
+    """
+    from genlab.metrics.inception import check_protocol as known_protocol
+
+    name = check_protocol(features, protocol)
+    if stats_protocol is not None:
+        known_protocol(stats_protocol)
+    extractor = main_extractor(features, weights=weights, download=download, protocol=name)
     described = extractor.describe()
-    first = path_statistics(path1, extractor, batch_size=batch_size)
+    options = {"batch_size": batch_size, "stats_protocol": stats_protocol}
+    first = path_statistics(path1, extractor, **options)
     if save_stats:
         out = Path(path2)
         if out.suffix != ".npz":
@@ -430,13 +577,14 @@ def fid_between(
             first["mu"],
             first["sigma"],
             n=first["n"] if first["n"] is not None else -1,
-            extractor=json.dumps(described, sort_keys=True, default=str),
+            **statistics_metadata(extractor),
         )
-        return {"saved": str(out), "n": first["n"], "features": described}
-    second = path_statistics(path2, extractor, batch_size=batch_size)
+        return {"saved": str(out), "n": first["n"], "protocol": name, "features": described}
+    second = path_statistics(path2, extractor, **options)
     value = frechet_distance(first["mu"], first["sigma"], second["mu"], second["sigma"])
     return {
-        f"fid{_suffix(features)}": value,
+        f"fid{_suffix(features, name)}": value,
+        "protocol": name,
         "n1": first["n"],
         "n2": second["n"],
         "features": described,

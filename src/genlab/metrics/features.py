@@ -64,6 +64,32 @@ def extract(
     return {name: torch.cat(parts) if parts else torch.empty(0, 0) for name, parts in kept.items()}
 
 
+def rechunk(batches: Iterable[Tensor], size: int) -> Iterator[Tensor]:
+    """The images of `batches`, in order, re-cut into batches of exactly `size` (a shorter one
+    at the end, and wherever the image size changes).
+
+    Why: float32 features are bit-identical only for identical batch shapes, since a different
+    shape may change the order in which the convolution and matrix kernels sum (the last bits
+    of every feature). Re-cut to a fixed size, the extractor sees the same shapes whatever
+    batches the samples were drawn in, so the metrics do not depend on the sampling batch size.
+    """
+    pending: list[Tensor] = []
+    count = 0
+    for batch in batches:
+        while len(batch):
+            if pending and pending[0].shape[1:] != batch.shape[1:]:
+                yield torch.cat(pending)
+                pending, count = [], 0
+            take = min(size - count, len(batch))
+            pending.append(batch[:take])
+            batch, count = batch[take:], count + take
+            if count == size:
+                yield torch.cat(pending)
+                pending, count = [], 0
+    if pending:
+        yield torch.cat(pending)
+
+
 def tensor_batches(images: Tensor, batch_size: int) -> Iterator[Tensor]:
     """Slices of an in-memory (N, C, H, W) tensor."""
     for start in range(0, len(images), batch_size):
@@ -76,7 +102,8 @@ def sample_batches(
     """n samples drawn `batch_size` at a time from one seeded generator.
 
     The same (n, seed) gives the same images whatever the batch size only if the model draws its
-    noise in one piece per sample; metrics therefore record the batch size they used.
+    noise in one piece per sample; metrics therefore record the batch size they used (and
+    extract features in batches of their own size, see `rechunk`).
     """
     generator = torch.Generator(device=device).manual_seed(seed)
     for start in range(0, n, batch_size):

@@ -7,7 +7,11 @@ torchvision's Inception-v3 in ways that each move FID:
 - average pools in the A, C and first E blocks ignore the zero padding
   (`count_include_pad=False`, TF's behaviour);
 - the last E block (Mixed_7c) pools its pool branch with a *max* pool;
-- inputs: 8-bit images resized to 299x299 with TF1 bilinear resizing, scaled by (x - 128) / 128.
+- inputs: 8-bit images resized to 299x299 and scaled to [-1, 1] by one of two protocols
+  (`PROTOCOLS`): "tf", TF1 bilinear resizing and (x - 128) / 128 (the TensorFlow code of TTUR and
+  the original IS, torch-fidelity), or "pytorch-fid", x / 255, `F.interpolate(mode="bilinear",
+  align_corners=False)` and 2x - 1 (pytorch-fid 0.3.0's `InceptionV3.forward`). The two give
+  different numbers: only compare numbers of one protocol.
 Features: the 2048-d output of the final average pool ("pool3"); the Inception Score uses the
 logits *without* the fc bias (torch-fidelity's `logits_unbiased`, as in the TF graph's softmax
 input of the original IS code).
@@ -33,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, close_matches
 from genlab.metrics.imageops import quantize_uint8, resize_bilinear_tf1, to_rgb
 from genlab.metrics.weights import (
     ResolvedWeights,
@@ -48,14 +52,56 @@ from genlab.metrics.weights import (
 INPUT_SIZE = 299
 NUM_CLASSES = 1008
 POOL_DIM = 2048
-PROTOCOL = {
+_COMMON = {
     "input": "uint8 (float samples rounded to 8-bit levels)",
     "grey": "repeated to 3 channels",
-    "resize": "TF1 bilinear, align_corners=False, to 299x299",
-    "scale": "(x - 128) / 128",
     "features": "pool3, 2048-d",
     "logits": "fc without bias, 1008 classes",
 }
+# The preprocessing of each published tool; numbers of different protocols are not comparable.
+PROTOCOLS: dict[str, dict[str, str]] = {
+    "tf": {
+        "name": "tf",
+        "reproduces": "the original TensorFlow FID/IS code (TTUR) and torch-fidelity",
+        **_COMMON,
+        "resize": "TF1 bilinear, align_corners=False, to 299x299",
+        "scale": "(x - 128) / 128",
+    },
+    "pytorch-fid": {
+        "name": "pytorch-fid",
+        "reproduces": "pytorch-fid 0.3.0 (InceptionV3 with resize_input, normalize_input)",
+        **_COMMON,
+        "resize": "x / 255, then torch F.interpolate bilinear, align_corners=False, to 299x299",
+        "scale": "2 x - 1",
+    },
+}
+DEFAULT_PROTOCOL = "tf"
+
+
+def check_protocol(name: str) -> str:
+    """A known protocol name, else a one-line GenlabError."""
+    if name not in PROTOCOLS:
+        raise GenlabError(
+            f"unknown FID protocol {name!r}; choose {' or '.join(PROTOCOLS)}"
+            f"{close_matches(name, tuple(PROTOCOLS))}"
+        )
+    return name
+
+
+def prepare_inputs(images: Tensor, protocol: str) -> Tensor:
+    """(B, 3, H, W) in [0, 255] (8-bit levels) -> (B, 3, 299, 299) in [-1, 1], as `protocol`.
+
+    "tf": TF1 bilinear resize of the [0, 255] values, then (x - 128) / 128.
+    "pytorch-fid": x / 255 (torchvision's ToTensor of the 8-bit image, float32), then
+    `F.interpolate(size=(299, 299), mode="bilinear", align_corners=False)` (also at 299x299,
+    where it is the identity), then 2 x - 1: pytorch-fid 0.3.0's `InceptionV3.forward`.
+    """
+    if check_protocol(protocol) == "tf":
+        return (resize_bilinear_tf1(images, (INPUT_SIZE, INPUT_SIZE)) - 128) / 128
+    x = F.interpolate(
+        images / 255, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False
+    )
+    return 2 * x - 1
 
 
 # --- blocks, bottom-up ------------------------------------------------------------------------
@@ -185,7 +231,9 @@ class InceptionE(nn.Module):  # Mixed_7b (avg pool, TF-style) and Mixed_7c (max 
 
 
 class FIDInceptionV3(nn.Module):
-    """(B, 3, 299, 299) in [0, 255] -> pool3 features (B, 2048) and unbiased logits (B, 1008)."""
+    """(B, 3, 299, 299) in [-1, 1] -> pool3 features (B, 2048) and unbiased logits (B, 1008).
+
+    The input is already scaled (`prepare_inputs`), as pytorch-fid's blocks receive it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -208,7 +256,7 @@ class FIDInceptionV3(nn.Module):
         self.fc = nn.Linear(POOL_DIM, NUM_CLASSES)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        x = (x - 128) / 128  # (B, 3, 299, 299) in [-1, 1]
+        # x: (B, 3, 299, 299) in [-1, 1]
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))  # (B, 64, 147, 147)
         x = F.max_pool2d(x, kernel_size=3, stride=2)  # (B, 64, 73, 73)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))  # (B, 192, 71, 71)
@@ -223,11 +271,13 @@ class FIDInceptionV3(nn.Module):
 
 
 class NvidiaInception(nn.Module):
-    """NVIDIA's TorchScript of the same graph, run through its published interface.
+    """NVIDIA's TorchScript of the same graph, run through its published parts.
 
-    clean-fid reads pool3 as `module.layers((x - 128) / 128)` on 299x299 inputs in [0, 255];
-    StyleGAN2-ADA reads the softmax of the unbiased logits as `module(x, no_output_bias=True)`.
-    We return log of those probabilities as logits: softmax(log p) = p.
+    Its `forward(img)` resamples [0, 255] images to 299x299 itself and scales them by
+    (x - 128) / 128; we feed its `layers` the already prepared input instead (clean-fid reads
+    pool3 the same way), so that either protocol's preprocessing applies. The unbiased logits
+    are the features times `output.weight` (what `forward(img, no_output_bias=True)` puts
+    through its softmax, as StyleGAN2-ADA's IS reads it).
     """
 
     def __init__(self, scripted: torch.jit.ScriptModule):
@@ -235,10 +285,9 @@ class NvidiaInception(nn.Module):
         self.scripted = scripted
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        b = x.shape[0]
-        pool = self.scripted.layers.forward((x - 128) / 128).reshape(b, POOL_DIM)
-        probs = self.scripted(x, no_output_bias=True)
-        return {"features": pool, "logits": probs.double().clamp_min(1e-300).log().float()}
+        pool = self.scripted.layers.forward(x).reshape(x.shape[0], POOL_DIM)  # (B, 2048)
+        logits = pool @ self.scripted.output.weight.T  # (B, 1008), no bias
+        return {"features": pool, "logits": logits}
 
 
 # --- the extractor ----------------------------------------------------------------------------
@@ -255,20 +304,22 @@ class InceptionExtractor(nn.Module):
         *,
         channels_last: bool = True,
         quantize: bool = True,
+        protocol: str = DEFAULT_PROTOCOL,
     ):
         super().__init__()
         self.network = network.eval().requires_grad_(False)
         self.resolved = resolved
         self.channels_last = channels_last
         self.quantize = quantize
+        self.protocol = check_protocol(protocol)
         if channels_last and not isinstance(network, NvidiaInception):
             self.network.to(memory_format=torch.channels_last)
 
     def preprocess(self, images: Tensor) -> Tensor:
-        """Float (B, C, H, W) in [0, 1] -> (B, 3, 299, 299) in [0, 255]."""
+        """Float (B, C, H, W) in [0, 1] -> (B, 3, 299, 299) in [-1, 1], by the protocol."""
         x = images.float()
         x = quantize_uint8(x) if self.quantize else x.clamp(0, 1) * 255
-        x = resize_bilinear_tf1(to_rgb(x), (INPUT_SIZE, INPUT_SIZE))
+        x = prepare_inputs(to_rgb(x), self.protocol)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -277,7 +328,7 @@ class InceptionExtractor(nn.Module):
         return self.network(x)
 
     def describe(self) -> dict[str, Any]:
-        protocol = dict(PROTOCOL)
+        protocol = dict(PROTOCOLS[self.protocol])
         if not self.quantize:
             protocol["input"] = "float (not rounded to 8 bits: not the reference protocol)"
         return {
@@ -304,12 +355,12 @@ def build_from_file(path: Path, resolved: ResolvedWeights | None = None, **kwarg
         ):
             # A TorchScript copy of this very module: take its tensors, run our code.
             load_strict(network, dict(scripted.state_dict()), path)
-        elif hasattr(scripted, "layers"):
+        elif hasattr(scripted, "layers") and hasattr(scripted, "output"):  # a foreign file
             network = NvidiaInception(scripted)
         else:
             raise GenlabError(
                 f"{path} is a TorchScript archive but neither genlab's FID Inception nor "
-                "NVIDIA's inception-2015-12-05.pt (no `layers` submodule)"
+                "NVIDIA's inception-2015-12-05.pt (no `layers` and `output` submodules)"
             )
     else:
         network = FIDInceptionV3()

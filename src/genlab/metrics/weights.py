@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from genlab.data.download import cache_dir  # weights, extractors, statistics: $GENLAB_CACHE_DIR
 from genlab.errors import GenlabError
 from genlab.fileio import sha256_file
 
@@ -111,15 +112,6 @@ WEIGHTS: dict[str, WeightFile] = {
 
 
 # --- where files live -------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """genlab's cache (weights, trained extractors, reference statistics): $GENLAB_CACHE_DIR,
-    else ~/.cache/genlab. Independent of $GENLAB_DATA_DIR, which may be a read-only share."""
-    configured = os.environ.get("GENLAB_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".cache" / "genlab"
-
-
 def weights_cache() -> Path:
     return cache_dir() / "weights"
 
