@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from toy import Toy, ToyConfig, toy_data
 
 from genlab.training.checkpoint import RunDir
-from genlab.training.distributed import init_distributed, shutdown
+from genlab.training.distributed import init_distributed, mean_over_ranks, shutdown
 from genlab.training.loop import TrainConfig, train
 
 out = Path(sys.argv[1])
@@ -39,4 +39,7 @@ save_file(
     {k: v.contiguous() for k, v in model.state_dict().items()},
     str(out / f"rank{info.rank}.safetensors"),
 )
+# what the loops log and report under DDP: values averaged over the ranks (here 0 and 1)
+mean = mean_over_ranks({"rank": float(info.rank)}, info, torch.device("cpu"))["rank"]
+save_file({"mean": torch.tensor(mean)}, str(out / f"mean{info.rank}.safetensors"))
 shutdown(info)

@@ -1,3 +1,4 @@
+import csv
 import os
 import socket
 import subprocess
@@ -16,8 +17,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(*args: str) -> None:
-    """Run `args` under torchrun with 2 CPU processes (one thread each); assert success."""
+def torchrun(*args: str) -> str:
+    """Run `args` under torchrun with 2 CPU processes (one thread each); assert success and
+    return what they printed."""
     cmd = [
         sys.executable,
         "-m",
@@ -33,6 +35,7 @@ def torchrun(*args: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 def test_two_cpu_ranks_hold_identical_weights(tmp_path):
@@ -45,6 +48,8 @@ def test_two_cpu_ranks_hold_identical_weights(tmp_path):
     first = load_file(str(tmp_path / "run" / "checkpoints" / "step-00000006" / "model.safetensors"))
     assert any(not torch.equal(first[k], rank0[k]) for k in rank0)
     assert (tmp_path / "run" / "metrics.csv").is_file()
+    for rank in (0, 1):
+        assert float(load_file(str(tmp_path / f"mean{rank}.safetensors"))["mean"]) == 0.5
 
 
 def test_torchrun_of_the_cli_trains_one_run(tmp_path):
@@ -57,7 +62,7 @@ def test_torchrun_of_the_cli_trains_one_run(tmp_path):
         "train.batch_size=16",
         "train.checkpoint_every=6",
     ]
-    torchrun(
+    printed = torchrun(
         "-m",
         "genlab.cli",
         "train",
@@ -77,3 +82,8 @@ def test_torchrun_of_the_cli_trains_one_run(tmp_path):
     ]
     state = torch.load(out / "trainer_state.pt", weights_only=True)
     assert len(state["rng"]) == 2, "one RNG state per rank"
+    # one report, rank 0's; its loss is the one logged at the last step: the mean over ranks
+    assert printed.count("done:") == 1, printed
+    with open(out / "metrics.csv", newline="") as f:
+        last = [row["loss"] for row in csv.DictReader(f) if row["loss"]][-1]
+    assert f"train_loss {float(last):.4f}" in printed, printed

@@ -274,3 +274,46 @@ def test_the_command_reports_each_trial_and_the_files(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "trial 0 complete" in out and "trial 1 complete" in out
     assert "best: trial" in out and "best.yaml" in out and "curves.png" in out
+
+
+def test_best_yaml_leaves_out_how_the_trials_ran(tmp_path, capsys):
+    """Trials evaluated every 5 steps for the pruner and trained 3 steps; the final run gets
+    the model's own cadence and length, and the searched and model-defining options."""
+    from genlab.cli import main
+
+    path = write_space(tmp_path, {"latent_dim": {"type": "categorical", "choices": [3]}})
+    fixed = {**CHEAP, "train.log_every": "1", "train.checkpoint_every": "2", "train.lr": "0.003"}
+    _, written = tune("vae", "digits", path, sampler="grid", steps=3, fixed=fixed,
+                      out=tmp_path / "out")  # fmt: skip
+    text = written["best"].read_text()
+    best = yaml.safe_load(text)
+    assert best["model_config"] == {"arch": "mlp", "hidden": 16, "latent_dim": 3}
+    assert best["train"] == {"batch_size": 32, "lr": 0.003}
+    assert "train.eval_every=5" in text and "--steps 3" in text  # named in the header
+    code = main(["train", "vae", "--data", "digits", "--config", str(written["best"]),
+                 "--steps", "1", "--out", str(tmp_path / "final"), "-q"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    saved = json.loads((tmp_path / "final" / "config.json").read_text())
+    assert saved["train"]["eval_every"] == VAE.train_defaults["eval_every"]
+    assert saved["train"]["lr"] == 0.003 and saved["model_config"]["latent_dim"] == 3
+
+
+def test_a_storage_password_never_appears_in_messages(tmp_path, capsys):
+    """An unreachable PostgreSQL server (a port nothing listens on): the error shows the URL
+    without its password."""
+    import socket
+
+    from genlab.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed: nothing listens there
+    path = write_space(tmp_path, {"latent_dim": {"type": "int", "low": 2, "high": 4}})
+    for url in (f"postgresql://genlab:S3cret-pw@127.0.0.1:{port}/genlab",
+                f"postgresql://127.0.0.1:{port}/genlab?user=genlab&password=S3cret-pw",
+                "redis://genlab:S3cret-pw@127.0.0.1/0"):  # fmt: skip
+        code = main(["tune", "vae", "--data", "digits", "--space", str(path), "--trials", "1",
+                     "--steps", "1", "--storage", url, "--out", str(tmp_path / "out")])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+        assert "S3cret-pw" not in err and "***" in err, err

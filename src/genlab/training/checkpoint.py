@@ -16,13 +16,22 @@ Every file is written to a temporary name, fsync'ed and renamed, and a checkpoin
 renamed into place only when complete, so a run killed at any instant (even SIGKILL) leaves
 either the old checkpoint or the new one, never half of one. Resume reads the newest complete
 `checkpoints/step-N`.
+
+One process at a time trains into a run: it holds an exclusive lock on `RUN/.genlab.lock`
+(flock, released by the kernel when the process ends in any way, even SIGKILL) for the whole
+training, and a second one is refused with the holder's pid. A new run's folder is checked
+empty and its config.json written under that lock, so two commands started together into the
+same `--out` cannot both pass the check. Opening a run for training removes the temporaries a
+killed writer left behind (`.NAME.tmp-PID` of a process that is gone, `.step-N.tmp`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,9 @@ WEIGHTS = "model.safetensors"
 EMA_WEIGHTS = "ema.safetensors"
 STATE = "trainer_state.pt"
 METRICS = "metrics.csv"
+LOCK = ".genlab.lock"  # flock'ed by the process training into the run; holds its pid
+# what atomic_write (genlab.fileio) leaves when its writer dies: ".NAME.tmp-PID"
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")
 
 
 def save_weights(path: Path, state: dict[str, Tensor], metadata: dict[str, str] | None = None):
@@ -74,11 +86,75 @@ def load_state(path: Path) -> dict[str, Any]:
         raise GenlabError(f"corrupt trainer state {path}: {str(e).splitlines()[0]}") from None
 
 
+class RunLock:
+    """The exclusive lock of a run folder, held by the one process that trains into it.
+
+    flock(2) on RUN/.genlab.lock, non-blocking: a second process gets a GenlabError naming the
+    holder's pid (written into the file). The file is kept on release: unlinking a locked file
+    would let a late opener lock the old inode while a newcomer locks a new file of that name.
+    Where there is no fcntl (Windows) the lock is skipped.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path = folder / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no advisory locks to take
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise GenlabError(
+                f"cannot write to output folder {self.folder}: {e.strerror}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by another process (BlockingIOError), or flock unsupported
+            os.close(fd)
+            raise GenlabError(
+                f"{self.folder} is in use by another genlab process (pid {self.holder()})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def holder(self) -> str:
+        """The pid the holder wrote (it writes it just after locking: wait a moment for it)."""
+        for _ in range(50):
+            try:
+                text = self.path.read_text(encoding="utf-8").strip()
+            except OSError:
+                text = ""
+            if text.isdigit():
+                return text
+            time.sleep(0.01)
+        return "unknown"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class RunDir:
     """The files of one training run (see the module docstring for the layout)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        # config.json of a resumed run with a new `steps`: written with its next checkpoint, so
+        # a resume that fails before training (a malformed checkpoint) changes nothing saved
+        self.pending_config: dict[str, Any] | None = None
 
     # --- paths -------------------------------------------------------------------------------
     @property
@@ -99,17 +175,67 @@ class RunDir:
 
     # --- config ------------------------------------------------------------------------------
     def create(self, config: dict[str, Any]) -> None:
-        """Make the folder (it must be new or empty) and write config.json."""
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
-            raise GenlabError(
-                f"output folder {self.path} already exists and is not empty; "
-                "pass --resume to continue that run or choose another --out"
-            )
+        """Make the folder (it must be new or empty) and write config.json.
+
+        Takes no lock: for a process that knows it is alone (a test, a script); the training
+        commands use `create_locked`."""
+        self._check_new()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.config_path, json.dumps(config, indent=2) + "\n")
         except OSError as e:
             raise GenlabError(f"cannot write to output folder {self.path}: {e.strerror}") from None
+
+    def create_locked(self, config: dict[str, Any]) -> RunLock:
+        """A new run: make the folder, take its lock, check it is empty and write config.json
+        under the lock (the check and the write are one step for every other genlab process).
+        Returns the held lock; the caller releases it when training ends."""
+        if not (self.path / LOCK).is_file():  # (with one: a run folder, maybe in training)
+            self._check_new()  # before a lock file is made in someone's non-empty folder
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise GenlabError(f"cannot write to output folder {self.path}: {e.strerror}") from None
+        lock = RunLock(self.path).acquire()
+        try:
+            self.create(config)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def lock(self) -> RunLock:
+        """Open an existing run for training: take its lock, then remove stale temporaries."""
+        lock = RunLock(self.path).acquire()
+        self.remove_stale_temporaries()
+        return lock
+
+    def _check_new(self) -> None:
+        if self.path.exists() and (
+            not self.path.is_dir() or any(p.name != LOCK for p in self.path.iterdir())
+        ):
+            raise GenlabError(
+                f"output folder {self.path} already exists and is not empty; "
+                "pass --resume to continue that run or choose another --out"
+            )
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete what killed writers left: `.NAME.tmp-PID` files whose process is gone (a live
+        one may be an evaluation writing eval.json) and unfinished checkpoint folders
+        (`.step-N.tmp`, `.best.tmp`, `.best.old`: only the lock holder writes those). Call
+        with the lock held. Returns what was removed."""
+        removed = []
+        folders = [self.path, self.samples_dir, self.checkpoints_dir, self.path / "figures"]
+        for folder in (f for f in folders if f.is_dir()):
+            for entry in folder.iterdir():
+                match = _TEMPORARY.match(entry.name)
+                if match and entry.is_file() and not _process_alive(int(match.group(1))):
+                    entry.unlink(missing_ok=True)
+                    removed.append(entry)
+                elif folder == self.checkpoints_dir and entry.is_dir() and entry.name[:1] == ".":
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry)
+        return removed
 
     def read_config(self) -> dict[str, Any]:
         if not self.path.is_dir():
@@ -135,7 +261,11 @@ class RunDir:
         keep_last: int,
         best: bool = False,
     ) -> Path:
-        """Write checkpoints/step-N atomically, refresh the top-level files, prune old ones."""
+        """Write checkpoints/step-N atomically, refresh the top-level files, prune old ones
+        (config.json first when a resume changed it: see `pending_config`)."""
+        if self.pending_config is not None:
+            atomic_write_text(self.config_path, json.dumps(self.pending_config, indent=2) + "\n")
+            self.pending_config = None
         meta = {"step": str(step)}
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         final = self.checkpoints_dir / f"step-{step:08d}"
@@ -196,3 +326,16 @@ class RunDir:
         if which not in ("last", "best"):
             raise GenlabError(f"unknown checkpoint {which!r}: expected 'last' or 'best'")
         return self.path
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (signal 0 checks without signalling)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or no pid a process can have
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -62,6 +62,18 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value
 
 
+def mean_over_ranks(
+    values: dict[str, float], info: DistInfo, device: torch.device
+) -> dict[str, float]:
+    """Each value averaged over the ranks, in one collective call that every rank makes with
+    the same keys. The tensor lives on the training device (nccl reduces only CUDA tensors)."""
+    if not info.enabled or not values:
+        return dict(values)
+    keys = sorted(values)
+    reduced = all_reduce_mean(torch.tensor([values[k] for k in keys], device=device), info)
+    return dict(zip(keys, reduced.tolist(), strict=True))
+
+
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

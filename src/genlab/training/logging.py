@@ -51,9 +51,27 @@ class MetricsLog:
         writer.writerows(self.rows)
         atomic_write_text(self.path, buffer.getvalue())
 
+    def latest(self) -> dict[str, float]:
+        """The last logged value of every column (the rows kept match the weights on resume):
+        what a resumed run that has nothing left to train reports."""
+        values: dict[str, float] = {}
+        for row in self.rows:
+            for key, value in row.items():
+                if key != "step" and value not in ("", None):
+                    values[key] = float(value)
+        return values
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def clear_logs(folder: Path) -> None:
+    """Remove metrics.csv and the TensorBoard event files of a run that starts again from
+    step 0 (they describe steps whose weights were never saved)."""
+    (folder / "metrics.csv").unlink(missing_ok=True)
+    for events in folder.glob("events.out.tfevents.*"):
+        events.unlink(missing_ok=True)
 
 
 def _fmt(value: float) -> float | str:
@@ -100,9 +118,15 @@ class Progress:
         self.task = self.bar.add_task(description, total=total, completed=start, info="", speed="")
         self.bar.start()
 
-    def update(self, step: int, info: str, speed: float) -> None:
-        if self.enabled:
-            self.bar.update(self.task, completed=step, info=info, speed=f"{speed:.1f} it/s")
+    def update(self, step: int, info: str | None = None, speed: float | None = None) -> None:
+        """Move the bar to `step`; the loops call it every step (cheap: rich redraws on its
+        own clock), with the loss text and speed at log steps (kept until the next one)."""
+        if not self.enabled:
+            return
+        fields = {} if info is None else {"info": info}
+        if speed is not None:
+            fields["speed"] = f"{speed:.1f} it/s"
+        self.bar.update(self.task, completed=step, **fields)
 
     def close(self) -> None:
         if self.enabled:

@@ -1,4 +1,4 @@
-"""The likelihood-style training loop (VAE, flows, PixelCNN, diffusion, language models, ...).
+"""The likelihood-style training loop (VAE, flows, autoregressive image models, language models).
 
 It needs only the model contract: `model.loss(batch)["loss"]` to minimise and, for pictures,
 `model.sample(n, generator=...)`. One written-out loop:
@@ -6,7 +6,8 @@ It needs only the model contract: `model.loss(batch)["loss"]` to minimise and, f
     for step in range(start, steps):
         for each of grad_accum micro-batches: loss = model.loss(batch) / grad_accum; backward
         clip the global gradient norm; AdamW step; lr <- warmup + cosine(step); EMA update
-        every log_every: a metrics.csv row; every eval_every: validation loss (best kept);
+        every log_every: a metrics.csv row (means over the ranks under torchrun); every
+        eval_every: validation loss (best kept);
         every sample_every: a sample grid from a fixed noise batch; every checkpoint_every: save
 
 Resume is exact: data order (epoch, position), every RNG state and the optimizer are part of
@@ -36,7 +37,7 @@ from genlab.data.base import Dataset
 from genlab.errors import GenlabError, TrainingDiverged
 from genlab.training.checkpoint import EMA_WEIGHTS, STATE, WEIGHTS, RunDir, load_state, load_weights
 from genlab.training.diagnose import first_nonfinite_module, nonfinite_gradients
-from genlab.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from genlab.training.distributed import DistInfo, barrier, init_distributed, mean_over_ranks
 from genlab.training.ema import EMA
 from genlab.training.logging import MetricsLog, Progress
 from genlab.training.schedules import warmup_cosine
@@ -85,21 +86,31 @@ class TrainConfig:
 
 # --- devices and precision ------------------------------------------------------------------
 def select_device(name: str = "auto") -> torch.device:
+    """The torch device for `name` (auto, cpu, cuda, cuda:N, mps); GenlabError for one that is
+    unknown or not on this machine (checked here, not left to fail inside model.to)."""
     if name != "auto":
         try:
             device = torch.device(name)
-        except RuntimeError:
-            raise GenlabError(
-                f"unknown device {name!r}: expected auto, cpu, cuda[:N] or mps"
-            ) from None
+        except (RuntimeError, TypeError):
+            device = torch.device("meta")  # refused just below
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise GenlabError(f"unknown device {name!r}: expected auto, cpu, cuda[:N] or mps")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise GenlabError("device cuda was asked for but CUDA is not available here")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise GenlabError(f"no device {name}: {torch.cuda.device_count()} CUDA device(s) here")
+        if device.type == "mps" and not _mps_available():
+            raise GenlabError("device mps was asked for but MPS is not available here")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def autocast_context(device: torch.device, precision: str):
@@ -333,13 +344,53 @@ def training_device(name: str, dist_info: DistInfo | None) -> tuple[torch.device
 
 
 def restore_latest(run: RunDir, model: nn.Module) -> tuple[Any, dict[str, Any]]:
-    """Load the newest complete checkpoint's weights into `model`; returns (folder, state)."""
+    """Load the newest complete checkpoint's weights into `model`; returns (folder, state).
+
+    Weights that do not fit the model (config.json edited since) and a trainer state that is
+    not a mapping are GenlabErrors; a loop restores the rest of the state under `restoring`.
+    Both happen before the loop writes anything, so a run that cannot resume is left as it was.
+    """
     ckpt = run.latest_checkpoint()
     if ckpt is None:
         raise GenlabError(f"nothing to resume in {run.path}: no complete checkpoint yet")
     state = load_state(ckpt / STATE)
-    model.load_state_dict(load_weights(ckpt / WEIGHTS), strict=True)
+    if not isinstance(state, dict):
+        raise GenlabError(f"malformed trainer state {ckpt / STATE}: not a mapping")
+    try:
+        model.load_state_dict(load_weights(ckpt / WEIGHTS), strict=True)
+    except RuntimeError as e:  # missing/unexpected keys or size mismatches, listed by torch
+        raise GenlabError(
+            f"the weights in {ckpt} do not fit the model of {run.config_path}: {_load_error(e)}"
+        ) from None
     return ckpt, state
+
+
+@contextlib.contextmanager
+def restoring(ckpt: Path):
+    """Turn a trainer state that loads but does not fit the loop (a missing key, a wrong type
+    or size, optimizer groups that differ) into a one-line GenlabError naming the checkpoint."""
+    try:
+        yield
+    except GenlabError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise GenlabError(
+            f"malformed trainer state in {ckpt}: {type(e).__name__}: {_first_line(e)}"
+        ) from None
+
+
+def _load_error(error: RuntimeError) -> str:
+    """The first problem load_state_dict lists (its first line is only a title), on one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+        return lines[1] + more
+    return _first_line(error)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "(no message)"
 
 
 # --- the loop -------------------------------------------------------------------------------
@@ -369,13 +420,14 @@ def train(
 
     if resume:
         ckpt, state = restore_latest(run, model)
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(load_weights(ckpt / EMA_WEIGHTS))
-            ema.updates = int(state["ema_updates"])
-        sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"][info.rank] if info.enabled else state["rng"][0])
-        step, best = int(state["step"]), float(state["best"])
+        with restoring(ckpt):
+            optimizer.load_state_dict(state["optimizer"])
+            if ema is not None:
+                ema.load_state_dict(load_weights(ckpt / EMA_WEIGHTS))
+                ema.updates = int(state["ema_updates"])
+            sampler.load_state_dict(state["sampler"])
+            set_rng_state(state["rng"][info.rank] if info.enabled else state["rng"][0])
+            step, best = int(state["step"]), float(state["best"])
     else:
         seed_everything(cfg.seed * 7919 + info.rank)  # per-rank noise; weights come from rank 0
 
@@ -466,10 +518,12 @@ def train(
             if ema is not None:
                 ema.update(model)
             step += 1
+            bar.update(step)
 
             if step % cfg.log_every == 0 or step == cfg.steps:
                 speed = (step - tic_step) / max(time.perf_counter() - tic, 1e-9)
                 tic, tic_step = time.perf_counter(), step
+                logged = mean_over_ranks(logged, info, device)  # every rank logs at this step
                 row = {**logged, "lr": cfg.lr * factor, "grad_norm": float(norm), "it_per_s": speed}
                 if log is not None:
                     log.log(step, row)
@@ -488,7 +542,7 @@ def train(
                     seed=cfg.seed,
                     precision=cfg.precision,
                 )
-                val = {k: float(all_reduce_mean(torch.tensor(v), info)) for k, v in val.items()}
+                val = mean_over_ranks(val, info, device)
                 is_best = val["loss"] < best
                 best = min(best, val["loss"])
                 summary.update({f"val_{k}": v for k, v in val.items()})
@@ -512,7 +566,13 @@ def train(
         bar.close()
         if log is not None:
             log.close()
-    summary.update({"step": step, "train_loss": logged.get("loss", math.nan)})
+    if not logged and log is not None:  # nothing left to train: report the last logged values
+        latest = log.latest()
+        summary.update({k: v for k, v in latest.items() if k.startswith("val_")})
+        logged = {"loss": latest["loss"]} if "loss" in latest else {}
+    summary["step"] = step
+    if "loss" in logged:  # the mean over the ranks (rank 0 prints it)
+        summary["train_loss"] = logged["loss"]
     if math.isfinite(best):
         summary["best_val_loss"] = best
     return summary

@@ -78,7 +78,7 @@ def tune(
     view = _View(console, settings, live)
     with view:
         result = run_study(settings, on_trial=view.update)
-    written = write_results(result, settings.out, fixed)
+    written = write_results(result, settings.out, fixed, steps=settings.steps)
     view.final(result, written)
     return result, written
 

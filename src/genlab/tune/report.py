@@ -14,6 +14,23 @@ from typing import Any
 from genlab.fileio import atomic_write_text
 from genlab.tune.space import nested
 
+# Training options that say how a trial ran, not what it trained: its budget, how often it
+# evaluated (for the pruner), logged, sampled and checkpointed, and on which device. best.yaml
+# leaves them out when they were fixed with -o, so the final run gets its own defaults.
+TRIAL_ONLY = frozenset(
+    {
+        "steps",
+        "eval_every",
+        "eval_batches",
+        "log_every",
+        "sample_every",
+        "sample_n",
+        "checkpoint_every",
+        "keep_last",
+        "device",
+    }
+)
+
 
 def trial_rows(study) -> list[dict[str, Any]]:
     rows = []
@@ -42,8 +59,14 @@ def best_trial(study):
     return study.best_trial if done else None
 
 
-def write_results(study, out: Path, fixed: dict[str, str]) -> dict[str, Path]:
-    """results.json, results.csv, best.yaml (when a trial completed) and the plots."""
+def write_results(
+    study, out: Path, fixed: dict[str, str], *, steps: int | None = None
+) -> dict[str, Path]:
+    """results.json, results.csv, best.yaml (when a trial completed) and the plots.
+
+    best.yaml holds the best trial's searched options and the fixed -o options that define the
+    model, data and optimisation; not the trials' cadence and budget (TRIAL_ONLY, and `steps`,
+    the trials' --steps), which its header lists."""
     import yaml
 
     out.mkdir(parents=True, exist_ok=True)
@@ -69,19 +92,28 @@ def write_results(study, out: Path, fixed: dict[str, str]) -> dict[str, Path]:
     text = _csv(lines)
     written["csv"] = atomic_write_text(out / "results.csv", text)
     if best is not None:
-        options = {**_typed(fixed), **best.params}
-        config = nested(options)
+        left_out = {k: v for k, v in fixed.items() if _trial_only(k) and k not in best.params}
+        kept = {k: v for k, v in fixed.items() if k not in left_out}
+        config = nested({**_typed(kept), **best.params})
+        how = [f"{k}={v}" for k, v in left_out.items()] + ([f"--steps {steps}"] if steps else [])
         header = (
             f"# best of study {study.study_name}: trial {best.number}, "
             f"{study.user_attrs.get('metric')} = {best.value:.6g}\n"
             f"# genlab train {study.user_attrs.get('model')} --data "
             f"{study.user_attrs.get('data')} --config best.yaml\n"
         )
+        if how:
+            header += f"# how the trials ran (not part of this config): {', '.join(how)}\n"
         written["best"] = atomic_write_text(
             out / "best.yaml", header + yaml.safe_dump(config, sort_keys=True)
         )
     written.update(plots(study, out))
     return written
+
+
+def _trial_only(key: str) -> bool:
+    head, _, name = key.partition(".")
+    return head == "train" and name in TRIAL_ONLY
 
 
 def _typed(fixed: dict[str, str]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -118,8 +119,38 @@ def storage_from_url(url: str | None):
     if url.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql:", "mysql+")):
         return _rdb_storage(url)
     raise GenlabError(
-        f"unknown storage {url!r}: use journal:PATH, sqlite:///PATH or postgresql://USER@HOST/DB"
+        f"unknown storage {redact_url(url)!r}: use journal:PATH, sqlite:///PATH or "
+        "postgresql://USER@HOST/DB"
     )
+
+
+def redact_url(url: str) -> str:
+    """`url` fit for a message: the password of `scheme://user:PASSWORD@host` and of a
+    `password=` query parameter replaced by ***. Everything up to the last @ counts as the user
+    part, so an unescaped @ or / in a password is hidden too."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userinfo, _, host = rest.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.partition(":")[0] + ":***"
+        url = f"{scheme}{sep}{userinfo}@{host}"
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
+
+
+def _hide_secrets(text: str, url: str) -> str:
+    """`text` (a driver's error message) with every secret of `url` replaced by ***: drivers
+    and SQLAlchemy may quote the URL or its parts."""
+    from urllib.parse import unquote
+
+    _, sep, rest = url.partition("://")
+    secrets = re.findall(r"(?i)password=([^&]*)", url)
+    if sep and "@" in rest:
+        userinfo = rest.rpartition("@")[0]
+        if ":" in userinfo:
+            secrets.append(userinfo.partition(":")[2])
+    for secret in sorted({x for s in secrets for x in (s, unquote(s)) if x}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text.replace(url, redact_url(url))
 
 
 def _rdb_storage(url: str, attempts: int = 6):
@@ -131,7 +162,7 @@ def _rdb_storage(url: str, attempts: int = 6):
 
     import optuna
 
-    given = url  # errors name the URL as the user wrote it
+    given = redact_url(url)  # errors name the URL as the user wrote it, without its password
     if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     options = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
@@ -139,9 +170,11 @@ def _rdb_storage(url: str, attempts: int = 6):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=options)
         except ImportError as e:
-            raise GenlabError(f"cannot use {given.split(':')[0]} storage: {e}") from None
+            raise GenlabError(
+                f"cannot use {given.split(':')[0]} storage: {_hide_secrets(str(e), url)}"
+            ) from None
         except Exception as e:  # sqlalchemy's many errors: a bad URL, no server, a race
-            message = str(e).splitlines()[0]
+            message = _hide_secrets((str(e).strip() or type(e).__name__).splitlines()[0], url)
             racing = "already exists" in message or "duplicate key" in message
             if not racing or attempt == attempts - 1:
                 raise GenlabError(f"cannot open the storage {given}: {message}") from None
