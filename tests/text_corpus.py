@@ -1,8 +1,9 @@
 """A text dataset for tests that needs no download and no shared folder.
 
-tests/text/corpus.txt is the first 60,000 characters of tinyshakespeare. The text datasets cache
-token ids next to the text, so the tests read a copy in a private temporary folder (removed at
-exit) and the repository stays clean.
+tests/text/corpus.txt is the first 60,000 characters of tinyshakespeare. genlab caches its token
+ids in $GENLAB_CACHE_DIR, not next to the text, but the tests still read a copy in a private
+temporary folder (removed at exit): the repository stays clean even when an older genlab (which
+wrote caches next to the text) runs these tests, e.g. to check that a test fails before a fix.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,17 @@ from genlab.errors import GenlabError
 from genlab.text.tokenizers import CharTokenizer, Tokenizer
 
 SHA = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+
+@pytest.fixture
+def token_cache(tmp_path, monkeypatch) -> Path:
+    """A fresh GENLAB_CACHE_DIR for this test; the folder where its token files go."""
+    monkeypatch.setenv("GENLAB_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "tokens"
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
 
 
 def test_from_the_shared_data_dir(shared_data_dir, monkeypatch):
@@ -56,19 +68,20 @@ def test_token_file_is_reused_and_joined_splits_do_not_straddle(shared_data_dir,
     assert isinstance(tok, CharTokenizer) and tok.vocab == "".join(sorted(set(tok.vocab)))
 
 
-def test_download_path_from_a_local_server(http_server, tmp_path, monkeypatch):
+def test_download_path_from_a_local_server(http_server, tmp_path, monkeypatch, token_cache):
     body = b"To be, or not to be: that is the question.\n" * 10
     url = http_server.serve("/input.txt", body)
     remote = RemoteFile("tinyshakespeare.txt", (url,), hashlib.sha256(body).hexdigest())
     monkeypatch.setitem(text.TEXT_FILES, "tinyshakespeare", remote)
-    monkeypatch.setenv("GENLAB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GENLAB_DATA_DIR", str(tmp_path / "data"))
     data = load_dataset("tinyshakespeare", "train", block_size=4)
-    assert (tmp_path / "tinyshakespeare.txt").read_bytes() == body
+    assert (tmp_path / "data" / "tinyshakespeare.txt").read_bytes() == body
     assert len(data) == int(0.9 * len(body)) - 4
     x, _ = data.batch(torch.tensor([0]))
     assert data.decode(x[0]) == "To b"
     assert data.encode("To b") == x[0].tolist()
-    assert any(p.suffix == ".u16" for p in tmp_path.iterdir())  # token file next to the text
+    assert files_in(tmp_path / "data") == ["tinyshakespeare.txt"]  # token files: in the cache
+    assert any(p.suffix == ".u16" for p in token_cache.iterdir())
     load_dataset("tinyshakespeare", "val", block_size=4)
     assert http_server.hits["/input.txt"] == 1
 
@@ -83,20 +96,43 @@ def test_wrong_checksum_text_is_refused(http_server, tmp_path, monkeypatch):
         load_text("tinyshakespear")
 
 
-def test_read_only_folder_gets_its_token_file_elsewhere(tmp_path):
-    folder = tmp_path / "shared"
-    folder.mkdir()
-    (folder / "corpus.txt").write_text("abcabcabd")
-    folder.chmod(0o555)
+def test_token_files_go_to_the_cache_and_are_reused(tmp_path, token_cache, monkeypatch):
+    """Nothing is written beside the user's text; a second load maps the same file."""
+    path = write(tmp_path / "my.txt", "abcabcabd")
+    ids, tok = token_ids(path, "val")
+    assert tok.to_dict()["vocab"] == "abcd" and ids.tolist() == [3]  # the last 10%
+    assert files_in(tmp_path) == ["cache", "my.txt"]
+    assert Path(ids.filename).parent == token_cache and str(ids.filename).endswith(".val.u16")
+    made = files_in(token_cache)
+    assert len(made) == 2 and all(name.startswith("my.txt.") for name in made)
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the cached ids should have been used")
+
+    monkeypatch.setattr(text, "text_chunks", no_encoding)
+    again, _ = token_ids(path, "val")
+    assert again.filename == ids.filename and files_in(token_cache) == made
+
+
+def test_read_only_text_and_cache_folders_use_a_temp_folder(tmp_path, monkeypatch):
+    shared, cache = tmp_path / "shared", tmp_path / "cache"
+    write(shared / "corpus.txt", "abcabcabd")
+    cache.mkdir()
+    monkeypatch.setenv("GENLAB_CACHE_DIR", str(cache))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    shared.chmod(0o555)
+    cache.chmod(0o555)  # even root, who may write anyway, leaves a read-only folder alone
     try:
-        ids, tok = token_ids(folder / "corpus.txt", "val")
-        assert tok.to_dict()["vocab"] == "abcd" and ids.tolist() == [3]  # the last 10%
-        assert Path(ids.filename).parent != folder
-        assert sorted(p.name for p in folder.iterdir()) == ["corpus.txt"]
-        again, _ = token_ids(folder / "corpus.txt", "val")
+        ids, tok = token_ids(shared / "corpus.txt", "val")
+        assert tok.to_dict()["vocab"] == "abcd" and ids.tolist() == [3]
+        fallback = Path(ids.filename).parent  # tmp/genlab-<uid>/tokens
+        assert fallback.name == "tokens" and fallback.parent.parent == tmp_path / "tmp"
+        assert files_in(shared) == ["corpus.txt"] and files_in(cache) == []
+        again, _ = token_ids(shared / "corpus.txt", "val")
         assert again.filename == ids.filename
     finally:
-        folder.chmod(0o755)
+        shared.chmod(0o755)
+        cache.chmod(0o755)
 
 
 WORDS = ["the", "king", "queen", "crown", "café", "naïve", "日本", "speak", "hear", "🎉"]
@@ -150,7 +186,7 @@ def test_text_file_with_each_tokenizer(tmp_path, kind):
         assert tok.encode(" Zyzzyva")[-1] == 0
 
 
-def test_text_folder_joins_its_txt_files_sorted_by_relative_path(tmp_path):
+def test_text_folder_joins_its_txt_files_sorted_by_relative_path(tmp_path, token_cache):
     folder = tmp_path / "books"
     write(folder / "b.txt", "second book\n")
     write(folder / "a" / "z.txt", "first book")
@@ -162,33 +198,38 @@ def test_text_folder_joins_its_txt_files_sorted_by_relative_path(tmp_path):
     tok = train.tokenizer
     assert tok.decode(train.ids.tolist()) + tok.decode(val.ids.tolist()) == joined
     assert len(train.ids) == int(0.9 * len(joined)) and "#" not in tok.to_dict()["vocab"]
-    assert not any(p.suffix == ".u16" for p in folder.rglob("*"))  # caches sit next to it
-    assert any(p.name.startswith("books.") and p.suffix == ".u16" for p in tmp_path.iterdir())
+    assert not any(p.suffix == ".u16" for p in tmp_path.rglob("*") if token_cache not in p.parents)
+    assert any(p.name.startswith("books.") and p.suffix == ".u16" for p in token_cache.iterdir())
     assert dataset_spec(f"text:{folder}", block_size=4).vocab_size == len(set(joined))
     assert "text:PATH" in dict(list_datasets())
 
 
 @pytest.mark.parametrize("kind", ["char", "word", "bpe"])
-def test_chunked_processing_equals_one_shot(tmp_path, kind):
+def test_chunked_processing_equals_one_shot(tmp_path, kind, monkeypatch):
     content = corpus(n=600, seed=1)
     size = {"char": None, **{k: v["vocab_size"] for k, v in OPTIONS.items() if v}}[kind]
     small = write(tmp_path / "small" / "c.txt", content)
     whole = write(tmp_path / "whole" / "c.txt", content)
     cut = int(0.9 * len(content))
     for split, part in [("train", content[:cut]), ("val", content[cut:])]:
-        # 7-byte reads cut inside UTF-8 characters, words and whitespace runs
+        # 7-byte reads cut inside UTF-8 characters, words and whitespace runs; each in its own
+        # cache, since the same text would otherwise find the other's files
+        monkeypatch.setenv("GENLAB_CACHE_DIR", str(small.parent))
         ids, tok = token_ids(small, split, tokenizer=kind, vocab_size=size, chunk_bytes=7)
+        monkeypatch.setenv("GENLAB_CACHE_DIR", str(whole.parent))
         one, one_tok = token_ids(whole, split, tokenizer=kind, vocab_size=size)
         assert tok.to_dict() == one_tok.to_dict()
         assert ids.tolist() == one.tolist() == tok.encode(part)
-        assert Path(ids.filename).parent == small.parent
+        assert Path(ids.filename).parent == small.parent / "tokens"
 
 
-def test_token_cache_is_reused_and_invalidated_when_the_text_changes(tmp_path, monkeypatch):
+def test_token_cache_is_reused_and_invalidated_when_the_text_changes(
+    tmp_path, monkeypatch, token_cache
+):
     path = write(tmp_path / "corpus.txt", corpus(n=400))
     options = {"tokenizer": "bpe", "vocab_size": 300, "block_size": 8}
     first = load_dataset(f"text:{path}", "train", **options)
-    cached = sorted(p.name for p in tmp_path.iterdir() if p != path)
+    cached = files_in(token_cache)
     ids_file, tokenizer_file = cached
     assert tokenizer_file.endswith(".bpe300.tokenizer.json")
     assert ids_file.endswith(".train.u16") and ".bpe-" in ids_file
@@ -200,7 +241,7 @@ def test_token_cache_is_reused_and_invalidated_when_the_text_changes(tmp_path, m
     again = load_dataset(f"text:{path}", "train", **options)
     assert again.ids.filename == first.ids.filename
     assert again.tokenizer.to_dict() == first.tokenizer.to_dict()
-    assert sorted(p.name for p in tmp_path.iterdir() if p != path) == cached
+    assert files_in(token_cache) == cached and files_in(tmp_path) == ["cache", "corpus.txt"]
     monkeypatch.undo()
 
     changed = corpus(n=400, seed=5)

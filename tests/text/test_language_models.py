@@ -51,6 +51,7 @@ def test_cached_steps_equal_the_full_forward_pass(name):
     for chunk in (ids[:, :5], ids[:, 5:6], ids[:, 6:7], ids[:, 7:14]):  # prefill, 1, 1, many
         logits, cache = model.step(chunk, cache)
         pieces.append(logits)
+    # other shapes, float32: a few ulps of the O(1) logits (measured <= 7e-7, the RNN's 2 ulps)
     assert (torch.cat(pieces, dim=1) - full).abs().max() < 1e-5
 
 
@@ -93,7 +94,8 @@ def test_weights_are_tied_and_gpt2_init_scales_residual_projections():
     model = GPT(GPTConfig(vocab_size=V, n_layer=8, n_embd=64, n_head=4))
     assert model.lm_head.weight is model.wte.weight
     std = float(model.h[0].attn.c_proj.weight.detach().std())
-    assert std == pytest.approx(0.02 / 4, rel=0.1)  # 0.02 / sqrt(2 * 8)
+    # 0.02 / sqrt(2 * 8); the std of 4096 draws is within 1.1% (one sd), so 10% is ~9 sd
+    assert std == pytest.approx(0.02 / 4, rel=0.1)
     rnn = build("lstm")
     assert rnn.head.weight is rnn.embedding.weight
 
@@ -121,7 +123,7 @@ def test_export_loads_in_transformers_with_identical_logits(tmp_path):
     ids = torch.randint(V, (2, 16), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         theirs = hf(ids).logits
-    assert (theirs - model.logits(ids)).abs().max() < 1e-5
+    assert (theirs - model.logits(ids)).abs().max() < 1e-5  # float32, O(1) logits: a few ulps
 
 
 def test_a_local_gpt2_folder_imports_with_identical_logits(tmp_path):
@@ -137,7 +139,7 @@ def test_a_local_gpt2_folder_imports_with_identical_logits(tmp_path):
     model = import_gpt(tmp_path / "tiny-gpt2")
     assert model.config.block_size == 32 and model.config.vocab_size == 50
     ids = torch.randint(50, (2, 20), generator=torch.Generator().manual_seed(6))
-    with torch.no_grad():
+    with torch.no_grad():  # two float32 implementations: a few ulps of O(1) logits (~1e-7)
         assert (hf(ids).logits - model.logits(ids)).abs().max() < 1e-5
 
 

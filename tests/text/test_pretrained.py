@@ -106,10 +106,10 @@ def test_init_from_a_gpt2_folder_keeps_its_weights_and_tokenizer(tuned, gpt2, bp
     model, source = load(tuned), import_gpt(gpt2["files"])
     theirs = source.state_dict()
     assert theirs.keys() == model.state_dict().keys()
-    for name, ours in model.state_dict().items():
+    for name, ours in model.state_dict().items():  # Adam's first step moves a weight <= lr = 1e-12
         assert torch.allclose(ours, theirs[name], atol=1e-7), name
     ids = torch.tensor([bpe.encode("ROMEO: what light")])
-    with torch.no_grad():
+    with torch.no_grad():  # two float32 implementations: a few ulps of O(1) logits (~1e-7)
         assert (gpt2["model"](ids).logits - model.logits(ids)).abs().max() < 1e-5
 
 

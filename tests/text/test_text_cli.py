@@ -81,8 +81,14 @@ def test_export_hf_gives_the_same_logits(gpt_run, capsys, tmp_path):
     hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
     capsys.readouterr()  # transformers' loading progress bar
     ids = torch.tensor([model.tokenizer.encode("ROMEO: what lig")])
-    with torch.no_grad():
+    with torch.no_grad():  # two float32 implementations: a few ulps of O(1) logits (~1e-7)
         assert (hf(ids).logits - model.logits(ids)).abs().max() < 1e-5
+    # the char vocabulary as transformers reads it (it used to load an empty one)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    text = "ROMEO: what light\n  through yonder?"
+    assert len(tokenizer) == model.tokenizer.vocab_size == 59
+    assert tokenizer(text)["input_ids"] == model.tokenizer.encode(text)
+    assert tokenizer.decode(model.tokenizer.encode(text)) == text
     code, _, err = run_cli(capsys, "export", gpt_run, "--out", tmp_path / "hf")
     assert_one_line_error(code, err, "not empty")
     code, _, err = run_cli(capsys, "export", gpt_run, "--out", tmp_path / "x", "--format", "onnx")

@@ -14,6 +14,8 @@ from genlab.text.tokenizers import (
     Tokenizer,
     WordTokenizer,
     load_tokenizer,
+    open_tokenizer,
+    save_hugging_face,
     save_tokenizer,
     split_words,
     tokenizer_from_dict,
@@ -146,6 +148,41 @@ def test_save_and_load_give_identical_encodings(tmp_path, bpe, word):
         assert type(loaded) is type(tok) and loaded.to_dict() == tok.to_dict()
         assert loaded.encode(LINES[2]) == tok.encode(LINES[2])
         assert tokenizer_from_dict(json.loads(json.dumps(tok.to_dict()))).to_dict() == tok.to_dict()
+
+
+# Where Python's \w (genlab's word pieces) and Oniguruma's (Hugging Face's regexes) differ:
+# a combining accent, connector punctuation, numbers; plus odd spaces, emoji and "<unk>" typed.
+TRICKY = "Cafe\u0301 x\u203fy 2²½① Ⅷ snake_case\x1c!\u3000\x85日本 🎉👩‍🔬 <unk> it's\r\n"
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_transformers_reads_the_same_ids_and_text(kind, tmp_path):
+    """What `genlab export` writes beside a text model: AutoTokenizer gets genlab's ids, and
+    decodes them as genlab does (char and bpe: the text itself; word: <unk> for unknowns)."""
+    transformers = pytest.importorskip("transformers")
+    vocab_size = {"char": None, "word": 200, "bpe": 400}[kind]
+    tok = train_tokenizer(kind, chunks(CORPUS + TRICKY * 2), vocab_size=vocab_size)
+    text = "  " + LINES[2] + TRICKY + LINES[0] + "\n\n"  # outer whitespace kept too
+    if kind != "char":
+        text += " Zyzzyva unseen"  # word: unknown pieces; bpe: new merges of known bytes
+    save_hugging_face(tok, tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ids = tok.encode(text)
+    assert hf(text)["input_ids"] == hf.encode(text) == ids
+    assert len(hf) == tok.vocab_size and hf.decode(ids) == tok.decode(ids)
+    assert (hf.decode(ids) == text) is (kind != "word")
+    if kind == "word":
+        assert tok.decode(ids).startswith("<unk>") and tok.decode(ids).endswith("<unk> <unk>")
+        cafe = tok.encode("Cafe\u0301")  # Python's \w leaves the accent out of the word
+        assert hf.encode("Cafe\u0301") == cafe and len(cafe) == 2 and 0 not in cafe
+    if kind == "char":  # an unknown character is an error on both sides, never dropped
+        with pytest.raises(GenlabError):
+            tok.encode("Zyzzyva")
+        with pytest.raises(Exception, match="UNK"):
+            hf.encode("Zyzzyva")
+    # genlab reads such a folder back through its own file when `genlab export` put one there
+    save_tokenizer(tok, tmp_path / "genlab_tokenizer.json")
+    assert open_tokenizer(tmp_path).to_dict() == tok.to_dict()
 
 
 def test_bad_tokenizer_files_are_clear_errors(tmp_path):

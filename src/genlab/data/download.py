@@ -177,6 +177,17 @@ def _reason(reason: object) -> str:
     return str(reason)
 
 
+def cache_dir() -> Path:
+    """genlab's cache of files it makes or fetches for itself (a text's token ids, metric
+    weights, reference statistics): $GENLAB_CACHE_DIR, else ~/.cache/genlab (not created here).
+    Independent of $GENLAB_DATA_DIR, which may be a read-only share; deleting the cache loses
+    nothing that cannot be made or downloaded again."""
+    configured = os.environ.get("GENLAB_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "genlab"
+
+
 def fetch(file: RemoteFile, *, root: Path | str | None = None, timeout: float = 30.0) -> Path:
     """The local path of `file` under `root` (default: `data_dir()`), downloading it if absent."""
     from genlab.data import data_dir  # the package root; imported late to keep imports acyclic

@@ -7,11 +7,13 @@ nanoGPT), so val never meets an unknown character; word and BPE tokenizers are t
 train part only, so nothing leaks from val into the vocabulary.
 
 Caching: the trained tokenizer and each part's token ids are written once, atomically, and the
-ids are memory-mapped afterwards (instant, no memory per worker). Files go next to the text
-(for a folder: next to the folder), or, when that folder is read-only (a shared data folder),
-to a per-user folder under the system temp dir. Names carry the text's sha256 prefix, and the
-ids file also a hash of the tokenizer's description and the split, so a changed text or
-tokenizer can never be paired with stale ids: `<name>.<sha>.<kind>[size].tokenizer.json` and
+ids are memory-mapped afterwards (instant, no memory per worker). Files go to genlab's cache,
+`$GENLAB_CACHE_DIR/tokens` (default ~/.cache/genlab/tokens), never next to the user's text (their
+folder stays as it was, and may be read-only); when the cache is read-only too, to a per-user
+folder under the system temp dir. Names carry the text's sha256 prefix, and the ids file also
+a hash of the tokenizer's description and the split, so a changed text or tokenizer can never
+be paired with stale ids, and two texts of the same name never share files:
+`<name>.<sha>.<kind>[size].tokenizer.json` and
 `<name>.<sha>.<kind>-<tokenizer hash>.<train|val>.u16` (`.u32` above 65536 tokens), little-endian.
 Each load still hashes the text once (a sequential read, about 1 s per GB) to find its files.
 
@@ -40,7 +42,7 @@ import torch
 from torch import Tensor
 
 from genlab.data.base import DataSpec
-from genlab.data.download import RemoteFile, fetch
+from genlab.data.download import RemoteFile, cache_dir, fetch
 from genlab.data.options import choice_option, int_option
 from genlab.data.splits import one_split
 from genlab.errors import GenlabError, close_matches
@@ -92,10 +94,6 @@ class TextSource:
     name: str  # how messages call it, e.g. "text:notes" or "tinyshakespeare"
     path: Path  # the file or folder
     files: tuple[Path, ...]
-
-    @property
-    def cache_folder(self) -> Path:
-        return self.path.parent
 
     @property
     def cache_stem(self) -> str:
@@ -247,7 +245,7 @@ def token_ids(
         kind = check_kind(tokenizer)
         size = resolve_vocab_size(kind, vocab_size)
         tokenizer_name = f"{stem}.{kind}{size or ''}.tokenizer.json"
-        tok = _cached_tokenizer(tokenizer_name, source.cache_folder)
+        tok = _cached_tokenizer(tokenizer_name)
     else:
         if vocab_size is not None and vocab_size != tokenizer.vocab_size:
             raise GenlabError(
@@ -262,12 +260,12 @@ def token_ids(
             train = text_chunks(source, 0, _cut(length), kind=kind, chunk_bytes=chunk_bytes)
             tok = train_tokenizer(kind, train, size)
         described = json.dumps(tok.to_dict(), ensure_ascii=False).encode("utf-8")
-        _write_atomically(tokenizer_name, source.cache_folder, lambda f: f.write(described))
+        _write_atomically(tokenizer_name, lambda f: f.write(described))
 
     wide = tok.vocab_size > 1 << 16
     dtype, suffix = ("<u4", "u32") if wide else ("<u2", "u16")
     ids_name = f"{stem}.{kind}-{_digest(tok)}.{part}.{suffix}"
-    cached = _cached_ids(ids_name, source.cache_folder, dtype)
+    cached = _cached_ids(ids_name, dtype)
     if cached is not None:
         return cached, tok
     if length is None:
@@ -279,7 +277,7 @@ def token_ids(
         for chunk in text_chunks(source, start, stop, kind=kind, chunk_bytes=chunk_bytes):
             f.write(np.asarray(encoder.encode(chunk), dtype=dtype).tobytes())
 
-    return _open_ids(_write_atomically(ids_name, source.cache_folder, write), dtype), tok
+    return _open_ids(_write_atomically(ids_name, write), dtype), tok
 
 
 def _cut(length: int) -> int:
@@ -291,8 +289,8 @@ def _digest(tok: Tokenizer) -> str:
     return hashlib.sha256(described.encode("utf-8")).hexdigest()[:12]
 
 
-def _cached_tokenizer(name: str, text_folder: Path) -> Tokenizer | None:
-    for folder in _cache_folders(text_folder):
+def _cached_tokenizer(name: str) -> Tokenizer | None:
+    for folder in _cache_folders():
         if (folder / name).is_file():
             try:
                 return load_tokenizer(folder / name)
@@ -301,8 +299,8 @@ def _cached_tokenizer(name: str, text_folder: Path) -> Tokenizer | None:
     return None
 
 
-def _cached_ids(name: str, text_folder: Path, dtype: str) -> np.ndarray | None:
-    for folder in _cache_folders(text_folder):
+def _cached_ids(name: str, dtype: str) -> np.ndarray | None:
+    for folder in _cache_folders():
         path = folder / name
         if path.is_file() and path.stat().st_size % np.dtype(dtype).itemsize == 0:
             try:
@@ -318,15 +316,19 @@ def _open_ids(path: Path, dtype: str) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r")
 
 
-def _cache_folders(text_folder: Path) -> list[Path]:
-    """Where token files may live: next to the text, else a per-user temp folder."""
+def _cache_folders() -> list[Path]:
+    """Where token files may live: genlab's cache, else (read-only) a per-user temp folder."""
     user = os.getuid() if hasattr(os, "getuid") else "user"
-    return [text_folder, Path(tempfile.gettempdir()) / f"genlab-{user}" / "tokens"]
+    return [cache_dir() / "tokens", Path(tempfile.gettempdir()) / f"genlab-{user}" / "tokens"]
 
 
 def _writable(folder: Path) -> bool:
+    """Whether `folder`, or the nearest existing folder above it (where it would be made),
+    may be written to."""
     # The mode bits are checked as well as access(): root may write anywhere, but a folder
-    # marked read-only (a shared data folder) is meant to stay untouched.
+    # marked read-only (a shared cache) is meant to stay untouched.
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
     try:
         mode = folder.stat().st_mode
     except OSError:
@@ -334,15 +336,15 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _write_atomically(name: str, text_folder: Path, write: Callable[[BinaryIO], object]) -> Path:
+def _write_atomically(name: str, write: Callable[[BinaryIO], object]) -> Path:
     """Make `name` in the first usable cache folder from `write(file)` (temp, fsync, rename)."""
     errors = []
-    for folder in _cache_folders(text_folder):
+    for folder in _cache_folders():
         try:
-            folder.mkdir(parents=True, exist_ok=True)
             if not _writable(folder):
                 errors.append(f"{folder} is read-only")
                 continue
+            folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
             try:
                 with os.fdopen(fd, "wb") as f:

@@ -34,6 +34,7 @@ class LanguageModel(nn.Module):
     config: Any
     block_size: int | None  # the longest context the model reads (None: unbounded)
     tokenizer: Any = None
+    data_kinds = ("text",)  # DataSpec kinds (contract.py)
 
     def step(self, ids: Tensor, cache: Any = None) -> tuple[Tensor, Any]:
         raise NotImplementedError

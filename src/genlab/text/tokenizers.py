@@ -11,7 +11,11 @@
   the streaming decoder and `decode` agree by construction.
 
 All three save to one JSON file (`save_tokenizer` / `load_tokenizer`); the BPE file embeds the
-`tokenizers` JSON, so it also loads in Hugging Face tooling. Training reads an iterable of text
+`tokenizers` JSON. Each also converts to a Hugging Face `tokenizers.Tokenizer` with the same ids
+and the same decoding (`to_hugging_face`, written by `save_hugging_face` as the tokenizer.json +
+tokenizer_config.json that `transformers.AutoTokenizer` reads): char and word become a WordLevel
+model behind a regex Split pre-tokenizer (one character; genlab's word pieces) and a Fuse decoder
+(pieces joined with nothing between them). Training reads an iterable of text
 chunks, so a corpus larger than memory can be streamed; chunks should be cut at whitespace (as
 `genlab.data.text` does) or a word cut in two is counted as two pieces.
 
@@ -23,8 +27,10 @@ make the word pieces (and chunk cuts) disagree with BPE's.
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -79,6 +85,10 @@ class Tokenizer(Protocol):
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable description; `tokenizer_from_dict` rebuilds the tokenizer."""
+        ...
+
+    def to_hugging_face(self) -> tokenizers.Tokenizer:
+        """The same tokenizer in Hugging Face `tokenizers`: the same ids, the same decode."""
         ...
 
     def stream_decoder(self) -> StreamDecoder: ...
@@ -153,6 +163,11 @@ class CharTokenizer:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "vocab": self.vocab}
 
+    def to_hugging_face(self) -> tokenizers.Tokenizer:
+        # No <unk> in the vocabulary: an unknown character is an error there too.
+        vocab = {c: i for i, c in enumerate(self.vocab)}
+        return _hugging_face_word_level(vocab, _ANY_CHARACTER)
+
     def stream_decoder(self) -> StreamDecoder:
         return PieceStreamDecoder(self)
 
@@ -195,6 +210,12 @@ class WordTokenizer:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "pieces": list(self.pieces)}
 
+    def to_hugging_face(self) -> tokenizers.Tokenizer:
+        vocab = {UNK: 0, **self._index}
+        # _WORD_PIECES: a word, a whitespace run, or any other single character
+        word, space = _word_character_class(), _onig_class(map(ord, WHITESPACE))
+        return _hugging_face_word_level(vocab, f"{word}+|{space}+|{_ANY_CHARACTER}")
+
     def stream_decoder(self) -> StreamDecoder:
         return PieceStreamDecoder(self)
 
@@ -202,6 +223,46 @@ class WordTokenizer:
 def split_words(text: str) -> list[str]:
     """The word tokenizer's pieces: their concatenation is `text`."""
     return _WORD_PIECES.findall(text)
+
+
+# Hugging Face `tokenizers` regexes are Oniguruma's, where a code point is written \x{HEX}.
+_ANY_CHARACTER = r"[\x{0}-\x{10FFFF}]"  # Python's "." with DOTALL
+
+
+def _onig_class(code_points: Iterable[int]) -> str:
+    """An Oniguruma character class of exactly `code_points` (runs written as ranges)."""
+    ranges: list[list[int]] = []
+    for c in sorted(set(code_points)):
+        if ranges and c == ranges[-1][1] + 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    parts = (rf"\x{{{a:X}}}" if a == b else rf"\x{{{a:X}}}-\x{{{b:X}}}" for a, b in ranges)
+    return f"[{''.join(parts)}]"
+
+
+@functools.cache
+def _word_character_class() -> str:
+    """Python's `\\w` (what `split_words` uses) as explicit code points, about 730 ranges.
+
+    Oniguruma's own `\\w` is another set (it adds combining marks, connector punctuation such as
+    U+203F and newer Unicode letters, and lacks circled numbers such as U+2460), which would cut
+    words elsewhere.
+    """
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    words = re.finditer(r"\w+", everything)
+    return _onig_class(c for m in words for c in range(m.start(), m.end()))
+
+
+def _hugging_face_word_level(vocab: dict[str, int], pieces: str) -> tokenizers.Tokenizer:
+    """A WordLevel model over the pieces the regex `pieces` cuts the text into (every
+    character belongs to one piece, so nothing is dropped), decoded by joining the pieces."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(pieces), behavior="isolated")
+    tokenizer.decoder = decoders.Fuse()
+    return tokenizer
 
 
 class BPETokenizer:
@@ -287,6 +348,11 @@ class BPETokenizer:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "tokenizer": self._tokenizer.to_str()}
+
+    def to_hugging_face(self) -> tokenizers.Tokenizer:
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_str(self._tokenizer.to_str())  # a copy: ours stays unchanged
 
     def stream_decoder(self) -> StreamDecoder:
         return ByteStreamDecoder(self._token_bytes)
@@ -377,6 +443,26 @@ def save_tokenizer(tokenizer: Tokenizer, path: Path | str) -> Path:
     return atomic_write_text(Path(path), json.dumps(tokenizer.to_dict(), ensure_ascii=False))
 
 
+def save_hugging_face(tokenizer: Tokenizer, folder: Path | str) -> None:
+    """Write tokenizer.json and tokenizer_config.json into `folder` for `transformers`.
+
+    The config names the generic fast tokenizer: without it, AutoTokenizer picks the tokenizer
+    of the model type in config.json (GPT-2's), which replaces the pre-tokenizer with its own.
+    No special tokens are declared for char and word, because transformers would then match
+    them inside the text ("<unk>" typed by a user), which genlab's tokenizers never do.
+    """
+    folder = Path(folder)
+    hf = tokenizer.to_hugging_face()
+    config: dict[str, Any] = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "clean_up_tokenization_spaces": False,  # it would delete the space in "a ." on decode
+    }
+    if ENDOFTEXT in {t.content for t in hf.get_added_tokens_decoder().values() if t.special}:
+        config |= {"bos_token": ENDOFTEXT, "eos_token": ENDOFTEXT}  # GPT-2's own files
+    atomic_write_text(folder / "tokenizer.json", hf.to_str())
+    atomic_write_text(folder / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
+
+
 def open_tokenizer(source: Path | str) -> Tokenizer:
     """A ready-made tokenizer: a genlab tokenizer.json, a Hugging Face `tokenizers` JSON file,
     or a folder holding one: tokenizer.json, genlab_tokenizer.json (what `genlab export` writes
@@ -384,8 +470,10 @@ def open_tokenizer(source: Path | str) -> Tokenizer:
     folder). Only byte-level BPE is accepted from Hugging Face files."""
     path = Path(source).expanduser()
     if path.is_dir():
+        # genlab's own file first: an exported char or word model also has a tokenizer.json,
+        # which only transformers reads (genlab reads byte-level BPE ones)
         found = [
-            path / n for n in ("tokenizer.json", "genlab_tokenizer.json") if (path / n).is_file()
+            path / n for n in ("genlab_tokenizer.json", "tokenizer.json") if (path / n).is_file()
         ]
         if found:
             path = found[0]
