@@ -79,6 +79,28 @@ def test_list_shows_models_and_datasets(capsys):
         "folder:",
     ):
         assert name in out
+    from genlab.data import list_datasets
+    from genlab.registry import list_models
+
+    lines = out.splitlines()  # one line per entry, whatever the terminal width
+    rows = [*list_models(), *list_datasets()]
+    assert len(lines) == 2 + len(rows) and lines[0] == "models:"
+    for name, description in rows:
+        assert sum(line.split()[0] == name for line in lines if line.startswith(" ")) == 1
+        assert any(
+            line.split(maxsplit=1) == [name, " ".join(description.split())] for line in lines
+        )
+
+
+def test_version(capsys):
+    import torch
+
+    from genlab import __version__
+
+    code, out, err = run_cli(capsys, "--version")
+    assert code == 0, err
+    assert out.startswith(f"genlab {__version__} ") and f"torch {torch.__version__}" in out
+    assert len(out.splitlines()) == 1
 
 
 def test_train_sample_evaluate_info_end_to_end(trained, capsys, tmp_path):
@@ -211,3 +233,43 @@ def test_unreadable_or_invalid_config_files_are_one_line_errors(tmp_path, capsys
         capsys, "train", "vae", "--data", "digits", "--config", listed, "--out", tmp_path / "r"
     )
     assert_one_line_error(code, err, "must be a mapping")
+
+
+def test_a_text_model_on_image_data_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    """The issue's command, in a real process: it used to crash in the embedding after making
+    a folder that only held config.json (and that a second try refused as existing)."""
+    out = tmp_path / "run"
+    refusal = (
+        "error: gpt cannot train on mnist-5k: it models text data, and mnist-5k is image data\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "genlab.cli", "train", "gpt", "--data", "mnist-5k",
+         "--out", str(out), "-q"],
+        capture_output=True, text=True, timeout=120, env=os.environ,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (2, refusal) and not out.exists()
+    code, _, err = run_cli(capsys, "train", "gpt", "--data", "mnist-5k", "--out", out, "-q")
+    assert (code, err) == (2, refusal) and not out.exists()  # the same answer the second time
+
+
+@pytest.mark.parametrize(
+    "model, data",
+    [
+        ("vae", "tinyshakespeare"),
+        ("dcgan", "tinyshakespeare"),
+        ("stylegan", "tinyshakespeare"),
+        ("realnvp", "tinyshakespeare"),
+        ("glow", "tinyshakespeare"),
+        ("pixelcnn", "tinyshakespeare"),
+        ("pixelrnn-diag", "tinyshakespeare"),
+        ("lstm", "digits"),
+        ("rnn", "toy2d:moons"),
+        ("pixelcnn", "toy2d:moons"),
+    ],
+)
+def test_a_model_on_data_it_cannot_model_is_refused_before_the_folder(capsys, tmp_path, model,
+                                                                      data):  # fmt: skip
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", model, "--data", data, "--out", out)
+    assert_one_line_error(code, err, f"error: {model} cannot train on {data}: it models ")
+    assert not out.exists()

@@ -13,6 +13,7 @@ Only the registry and the contract are used here; no model is named.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import datetime as _dt
 import inspect
@@ -30,7 +31,13 @@ from torch import nn
 
 from genlab import __version__
 from genlab.config import apply_overrides, from_dict, to_dict
-from genlab.contract import LikelihoodModel, Visualizable, config_for_data, trainer_module
+from genlab.contract import (
+    LikelihoodModel,
+    Visualizable,
+    config_for_data,
+    data_kinds,
+    trainer_module,
+)
 from genlab.errors import GenlabError
 from genlab.fileio import atomic_write_text
 from genlab.registry import model_class
@@ -130,146 +137,285 @@ def train_run(
     `fold=(k, i)`: k-fold cross-validation on the training split: fold i (of a seeded shuffle)
     is the validation data, the other k - 1 folds train (genlab.data.base.kfold). `on_eval(step,
     metrics)` is passed to the training loop when it takes one (genlab.tune reports through it).
+
+    Everything that can be refused is checked before the run folder is made, including whether
+    the model can train on the data at all (its `data_kinds`, then its loss on two training
+    examples), so a refused command leaves no folder behind. One process trains into a run at
+    a time: it holds the run's lock (RunDir.lock) until training ends, and a second command on
+    the same run is refused with the holder's pid.
+
+    `resume=True` on a run killed before its first checkpoint starts it again from step 0 with
+    its saved config (its metrics.csv and event files are cleared): that is what the refusal to
+    reuse a non-empty folder tells the user to do, and the config is the one they chose. A
+    resume with nothing left to train returns the last logged metrics.
     """
+    from genlab.training.distributed import launched_rank
+
     run = RunDir(out)
     overrides = dict(overrides or {})
-    initial = None  # --init-from's weights
-    if resume:
-        if (
-            set(overrides) - {"train.device"}
-            or config_file is not None
-            or seed is not None
-            or preset is not None
-            or init_from is not None
-            or fold is not None
-        ):
-            raise GenlabError(
-                "--resume continues a run as configured; only --steps and --device may change"
+    main = launched_rank() == 0  # under torchrun only rank 0 writes files and holds the lock
+    with contextlib.ExitStack() as held:
+        if resume:
+            _check_resume_options(overrides, config_file, seed, preset, init_from, fold)
+            run.read_config()  # a run folder, checked before a lock file is made in it
+            if main:
+                held.enter_context(run.lock())
+            setup = _resumed_setup(run, model_name, data_name, steps, overrides)
+        else:
+            setup = _new_setup(
+                model_name, data_name, overrides, config_file, steps, seed, preset, init_from
             )
-        saved = run.read_config()
-        if saved["model"] != model_name or (data_name and saved["data"]["name"] != data_name):
-            raise GenlabError(
-                f"{run.path} holds a {saved['model']} run on {saved['data']['name']}, "
-                f"not {model_name} on {data_name}"
-            )
-        cls = model_class(saved["model"])
-        loop = trainer_module(cls)
-        model_cfg = from_dict(cls.Config, saved["model_config"], prefix="model_config.")
-        train_cfg = from_dict(loop.TrainConfig, saved["train"], prefix="train.")
-        if steps is not None:
-            train_cfg = dataclasses.replace(train_cfg, steps=steps)
-            saved["train"] = to_dict(train_cfg)
-            from genlab.training.distributed import launched_rank
+            setup.fold = fold
+        select_device(setup.train_cfg.device)  # a device this machine lacks: refused here too
+        train_data, val_data = _training_data(setup)
+        restart = resume and run.latest_checkpoint() is None  # killed before its first one
+        if resume and not restart:
+            model = build_model(model_name, setup.model_config)
+        else:
+            _check_data_kind(model_name, setup, train_data.spec)
+            if not resume:
+                setup.model_config = _new_model_config(model_name, setup, train_data.spec)
+            model = _model_for_data(model_name, setup, train_data)
+        if main and not resume:
+            held.enter_context(run.create_locked(_run_config(model_name, setup, preset)))
+        if main and restart:
+            from genlab.training.logging import clear_logs
 
-            if launched_rank() == 0:
-                atomic_write_text(run.config_path, json.dumps(saved, indent=2) + "\n")
-        if "train.device" in overrides:  # where to run is this machine's choice, not the run's
-            train_cfg = dataclasses.replace(train_cfg, device=overrides["train.device"])
-        data_name, data_options = saved["data"]["name"], saved["data"]["options"]
-        fold = tuple(saved["fold"]) if saved.get("fold") else None
-        if data_options.get("tokenizer") not in (None, "char", "word", "bpe"):
-            # a ready tokenizer (e.g. --init-from's): the run keeps its own copy
-            data_options = {**data_options, "tokenizer": str(run.path / TOKENIZER)}
-    else:
-        if not data_name:
-            raise GenlabError("--data is required (e.g. --data mnist-5k; `genlab list` shows all)")
-        cls = model_class(model_name)
-        loop = trainer_module(cls)
-        file_cfg = _layered(
-            _preset(cls, model_name, preset), _read_config_file(config_file) if config_file else {}
+            clear_logs(run.path)
+        if main and resume and steps is not None:  # written with the next checkpoint
+            run.pending_config = {**setup.saved, "train": {**setup.saved["train"], "steps": steps}}
+        _attach_tokenizer(model, train_data, run, save=main and (not resume or restart))
+        extra = {}
+        if on_eval is not None and "on_eval" in inspect.signature(setup.loop.train).parameters:
+            extra["on_eval"] = on_eval
+        summary = setup.loop.train(
+            model, train_data, val_data, setup.train_cfg, run,
+            resume=resume and not restart, progress=progress, **extra,
+        )  # fmt: skip
+    return run.path, summary
+
+
+@dataclasses.dataclass
+class _Setup:
+    """What a training command resolved before its data is loaded and its model is built."""
+
+    cls: type
+    loop: Any  # the trainer module: TrainConfig and train(...)
+    train_cfg: Any
+    data_name: str
+    data_options: dict[str, Any]
+    fold: tuple[int, int] | None = None
+    model_config: Any = None  # a resumed run's; a new run's once the data is known
+    saved: dict[str, Any] | None = None  # a resumed run's config.json
+    file_cfg: dict[str, Any] = dataclasses.field(default_factory=dict)  # preset + config file
+    model_over: dict[str, str] = dataclasses.field(default_factory=dict)  # -o model options
+    init_from: str | Path | None = None
+    initial: tuple[dict[str, Any], dict] | None = None  # --init-from's (config, weights)
+
+
+def _check_resume_options(overrides, config_file, seed, preset, init_from, fold) -> None:
+    if (
+        set(overrides) - {"train.device"}
+        or config_file is not None
+        or seed is not None
+        or preset is not None
+        or init_from is not None
+        or fold is not None
+    ):
+        raise GenlabError(
+            "--resume continues a run as configured; only --steps and --device may change"
         )
-        model_over, train_over, data_options = split_overrides(overrides)
-        train_cfg = from_dict(
-            loop.TrainConfig,
-            {**getattr(cls, "train_defaults", {}), **file_cfg.get("train", {})},
-            prefix="train.",
+
+
+def _resumed_setup(
+    run: RunDir, model_name: str, data_name: str | None, steps: int | None, overrides: dict
+) -> _Setup:
+    """The settings of the run in `run` (its config.json), with a new `steps` and device."""
+    saved = run.read_config()
+    if saved["model"] != model_name or (data_name and saved["data"]["name"] != data_name):
+        raise GenlabError(
+            f"{run.path} holds a {saved['model']} run on {saved['data']['name']}, "
+            f"not {model_name} on {data_name}"
         )
-        train_cfg = apply_overrides(train_cfg, train_over, prefix="train.")
-        if steps is not None:
-            train_cfg = apply_overrides(train_cfg, {"steps": str(steps)}, prefix="train.")
-        if seed is not None:
-            train_cfg = dataclasses.replace(train_cfg, seed=seed)
-        data_options = {**file_cfg.get("data", {}).get("options", {}), **data_options}
-        if init_from is not None:
-            if file_cfg.get("model_config"):
+    cls = model_class(saved["model"])
+    loop = trainer_module(cls)
+    train_cfg = from_dict(loop.TrainConfig, saved["train"], prefix="train.")
+    if steps is not None:
+        train_cfg = dataclasses.replace(train_cfg, steps=steps)
+    if "train.device" in overrides:  # where to run is this machine's choice, not the run's
+        train_cfg = dataclasses.replace(train_cfg, device=overrides["train.device"])
+    data_options = saved["data"]["options"]
+    if data_options.get("tokenizer") not in (None, "char", "word", "bpe"):
+        # a ready tokenizer (e.g. --init-from's): the run keeps its own copy
+        data_options = {**data_options, "tokenizer": str(run.path / TOKENIZER)}
+    setup = _Setup(cls, loop, train_cfg, saved["data"]["name"], data_options, saved=saved)
+    setup.fold = tuple(saved["fold"]) if saved.get("fold") else None
+    setup.model_config = from_dict(cls.Config, saved["model_config"], prefix="model_config.")
+    if saved.get("init_from") and run.latest_checkpoint() is None:  # restarts from its source
+        setup.init_from = saved["init_from"]
+        setup.initial = _init_source(setup.init_from, model_name)[:2]
+    return setup
+
+
+def _new_setup(
+    model_name: str,
+    data_name: str | None,
+    overrides: dict[str, str],
+    config_file: str | Path | None,
+    steps: int | None,
+    seed: int | None,
+    preset: str | None,
+    init_from: str | Path | None,
+) -> _Setup:
+    """A new run's settings: train_defaults < preset < config file < -o, --steps, --seed."""
+    if not data_name:
+        raise GenlabError("--data is required (e.g. --data mnist-5k; `genlab list` shows all)")
+    cls = model_class(model_name)
+    loop = trainer_module(cls)
+    file_cfg = _layered(
+        _preset(cls, model_name, preset), _read_config_file(config_file) if config_file else {}
+    )
+    model_over, train_over, data_options = split_overrides(overrides)
+    train_cfg = from_dict(
+        loop.TrainConfig,
+        {**getattr(cls, "train_defaults", {}), **file_cfg.get("train", {})},
+        prefix="train.",
+    )
+    train_cfg = apply_overrides(train_cfg, train_over, prefix="train.")
+    if steps is not None:
+        train_cfg = apply_overrides(train_cfg, {"steps": str(steps)}, prefix="train.")
+    if seed is not None:
+        train_cfg = dataclasses.replace(train_cfg, seed=seed)
+    data_options = {**file_cfg.get("data", {}).get("options", {}), **data_options}
+    setup = _Setup(cls, loop, train_cfg, data_name, data_options, file_cfg=file_cfg)
+    setup.model_over = model_over
+    if init_from is not None:
+        if file_cfg.get("model_config"):
+            raise GenlabError(
+                f"--init-from takes the architecture from {init_from}; a preset or config "
+                "file may not set model_config"
+            )
+        init_config, initial, tokenizer_path = _init_source(init_from, model_name)
+        if tokenizer_path is not None:
+            if "tokenizer" in data_options or "vocab_size" in data_options:
                 raise GenlabError(
-                    f"--init-from takes the architecture from {init_from}; a preset or config "
-                    "file may not set model_config"
+                    f"--init-from reads the text with {init_from}'s tokenizer; leave out "
+                    "data.tokenizer and data.vocab_size"
                 )
-            init_config, initial, tokenizer_path = _init_source(init_from, model_name)
-            if tokenizer_path is not None:
-                if "tokenizer" in data_options or "vocab_size" in data_options:
-                    raise GenlabError(
-                        f"--init-from reads the text with {init_from}'s tokenizer; leave out "
-                        "data.tokenizer and data.vocab_size"
-                    )
-                data_options["tokenizer"] = str(tokenizer_path.resolve())
-    train_data, val_data = load_datasets(data_name, data_options, train_cfg)
-    if fold is not None:
+            data_options["tokenizer"] = str(tokenizer_path.resolve())
+        setup.init_from, setup.initial = init_from, (init_config, initial)
+    return setup
+
+
+def _training_data(setup: _Setup):
+    """(train, validation) datasets; with a fold, both cut from the training split."""
+    train_data, val_data = load_datasets(setup.data_name, setup.data_options, setup.train_cfg)
+    if setup.fold is not None:
         from genlab.data.base import kfold
 
+        k, i = setup.fold
         try:
-            train_data, val_data = kfold(train_data, fold[0], fold[1], seed=train_cfg.seed)
+            train_data, val_data = kfold(train_data, k, i, seed=setup.train_cfg.seed)
         except ValueError as e:
             raise GenlabError(str(e)) from None
-    if not resume:
-        from genlab.training.distributed import launched_rank
+    return train_data, val_data
 
-        if initial is not None:
-            model_cfg = from_dict(cls.Config, init_config, prefix="model_config.")
-            model_cfg = apply_overrides(model_cfg, model_over)
-            model_cfg = _fit_to_data(model_cfg, train_data.spec, init_from)
-            _check_shapes(model_name, model_cfg, initial, init_from)
-        else:
-            model_cfg = config_for_data(cls.Config(), train_data.spec)
-            if file_cfg.get("model_config"):
-                model_cfg = from_dict(
-                    cls.Config,
-                    {**to_dict(model_cfg), **file_cfg["model_config"]},
-                    prefix="model_config.",
-                )
-            model_cfg = apply_overrides(model_cfg, model_over)
-        if launched_rank() == 0:  # under torchrun only rank 0 writes files
-            run.create(
-                {
-                    "model": model_name,
-                    "preset": preset,
-                    "init_from": None if init_from is None else str(init_from),
-                    "fold": None if fold is None else list(fold),
-                    "model_config": to_dict(model_cfg),
-                    "data": {"name": data_name, "options": data_options},
-                    "train": to_dict(train_cfg),
-                    "genlab_version": __version__,
-                    "git_commit": git_commit(),
-                    "torch_version": torch.__version__,
-                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                }
-            )
-    torch.manual_seed(train_cfg.seed)  # the initial weights depend on the seed only
-    model = build_model(model_name, model_cfg)
-    if not resume and initial is not None:
+
+def _new_model_config(model_name: str, setup: _Setup, spec: Any) -> Any:
+    """The model config of a new run: the data's fields, the file's, then -o (or, with
+    --init-from, the source's architecture checked against the data)."""
+    cls = setup.cls
+    if setup.initial is not None:
+        init_config, initial = setup.initial
+        model_cfg = from_dict(cls.Config, init_config, prefix="model_config.")
+        model_cfg = apply_overrides(model_cfg, setup.model_over)
+        model_cfg = _fit_to_data(model_cfg, spec, setup.init_from)
+        _check_shapes(model_name, model_cfg, initial, setup.init_from)
+        return model_cfg
+    model_cfg = config_for_data(cls.Config(), spec)
+    if setup.file_cfg.get("model_config"):
+        model_cfg = from_dict(
+            cls.Config,
+            {**to_dict(model_cfg), **setup.file_cfg["model_config"]},
+            prefix="model_config.",
+        )
+    return apply_overrides(model_cfg, setup.model_over)
+
+
+def _check_data_kind(model_name: str, setup: _Setup, spec: Any) -> None:
+    """A GenlabError unless the model declares the data's kind (contract.data_kinds); checked
+    before the data fills the model's config, whose own complaint would be less direct."""
+    kinds = data_kinds(setup.cls)
+    if kinds is not None and spec.kind not in kinds:
+        raise GenlabError(
+            f"{model_name} cannot train on {setup.data_name}: it models "
+            f"{' or '.join(kinds)} data, and {setup.data_name} is {spec.kind} data"
+        )
+
+
+def _model_for_data(model_name: str, setup: _Setup, train_data: Any) -> nn.Module:
+    """The model a run starts from at step 0, checked against the data: a GenlabError when
+    its loss fails on two training examples (wrong dtype, shape, vocabulary, ...)."""
+    torch.manual_seed(setup.train_cfg.seed)  # the initial weights depend on the seed only
+    model = build_model(model_name, setup.model_config)
+    if setup.initial is not None:
         try:
-            model.load_state_dict(initial, strict=True)
+            model.load_state_dict(setup.initial[1], strict=True)
         except RuntimeError as e:
             raise GenlabError(
-                f"the weights of {init_from} do not fit this config: {str(e).splitlines()[0]}"
+                f"the weights of {setup.init_from} do not fit this config: {str(e).splitlines()[0]}"
             ) from None
+    _check_loss_on(model, f"{model_name} cannot train on {setup.data_name}", train_data)
+    return model
+
+
+def _check_loss_on(model: nn.Module, refusal: str, data: Any) -> None:
+    """`model.loss` on two training examples, so that a model that cannot read the data is one
+    line before the run folder is made, not a traceback after it. Eval mode (no data-dependent
+    initialisation, no running statistics), no gradients, a forked RNG: the model and the
+    seed's random stream are left as they were."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model.loss(data.batch(torch.arange(min(2, len(data)))))
+    except GenlabError:
+        raise
+    except Exception as e:  # any failure here means this model cannot read this data
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
+        raise GenlabError(f"{refusal}: {type(e).__name__}: {first}") from None
+    finally:
+        model.train(was_training)
+
+
+def _run_config(model_name: str, setup: _Setup, preset: str | None) -> dict[str, Any]:
+    """config.json of a new run."""
+    return {
+        "model": model_name,
+        "preset": preset,
+        "init_from": None if setup.init_from is None else str(setup.init_from),
+        "fold": None if setup.fold is None else list(setup.fold),
+        "model_config": to_dict(setup.model_config),
+        "data": {"name": setup.data_name, "options": setup.data_options},
+        "train": to_dict(setup.train_cfg),
+        "genlab_version": __version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _attach_tokenizer(model: nn.Module, train_data: Any, run: RunDir, *, save: bool) -> None:
+    """Text: the model encodes prompts and decodes with the data's tokenizer, which a run
+    starting at step 0 saves beside its config."""
     tokenizer = train_data.spec.extra.get("tokenizer")
-    if tokenizer is not None:  # text: the model encodes prompts and decodes with it
-        model.tokenizer = tokenizer
-        from genlab.training.distributed import launched_rank
+    if tokenizer is None:
+        return
+    model.tokenizer = tokenizer
+    if save:
+        from genlab.text.tokenizers import save_tokenizer
 
-        if not resume and launched_rank() == 0:
-            from genlab.text.tokenizers import save_tokenizer
-
-            save_tokenizer(tokenizer, run.path / TOKENIZER)
-    extra = {}
-    if on_eval is not None and "on_eval" in inspect.signature(loop.train).parameters:
-        extra["on_eval"] = on_eval
-    summary = loop.train(
-        model, train_data, val_data, train_cfg, run, resume=resume, progress=progress, **extra
-    )
-    return run.path, summary
+        save_tokenizer(tokenizer, run.path / TOKENIZER)
 
 
 def _preset(cls: type, model_name: str, name: str | None) -> dict[str, Any]:
@@ -380,7 +526,10 @@ def load(run_dir: str | Path, *, checkpoint: str = "last", ema: bool = True, dev
     """The model of a run, weights loaded strictly (EMA weights when the run kept them).
 
     `hf:DIR` loads a local Hugging Face GPT-2 folder as a genlab GPT instead, with the folder's
-    tokenizer when it has one (genlab.text.hf.import_gpt)."""
+    tokenizer when it has one (genlab.text.hf.import_gpt). `device`: auto (cuda, then mps, then
+    cpu), cpu, cuda, cuda:N or mps; one that is unknown or not on this machine is a GenlabError,
+    raised before anything is read."""
+    target = select_device(device)
     folder = hf_folder(run_dir)
     if folder is not None:
         from genlab.text.hf import import_gpt
@@ -389,7 +538,7 @@ def load(run_dir: str | Path, *, checkpoint: str = "last", ema: bool = True, dev
         model = import_gpt(folder)
         if _has_tokenizer(folder):
             model.tokenizer = open_tokenizer(folder)
-        return model.to(select_device(device)).eval()
+        return model.to(target).eval()
     run = RunDir(run_dir)
     saved = run.read_config()
     cls = model_class(saved["model"])
@@ -407,7 +556,7 @@ def load(run_dir: str | Path, *, checkpoint: str = "last", ema: bool = True, dev
         from genlab.text.tokenizers import load_tokenizer
 
         model.tokenizer = load_tokenizer(run.path / TOKENIZER)
-    return model.to(select_device(device)).eval()
+    return model.to(target).eval()
 
 
 def sample(
@@ -420,23 +569,24 @@ def sample(
     label: int | None = None,
     truncation: float | None = None,
     temperature: float | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Draw n samples into a picture; `label` (conditional models), `truncation` (StyleGAN's
     psi) and `temperature` (flows) are passed to `model.sample` only when given, and only to
-    models that take them."""
+    models that take them. `device` is where the model runs (see `load`)."""
     from genlab.imaging import save_samples_figure
 
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}")
     out = Path(out)
     _check_writable(out)
-    model = load(run_dir, checkpoint=checkpoint)
+    model = load(run_dir, checkpoint=checkpoint, device=device)
     cond = _sample_conditions(model, labels=label, truncation=truncation, temperature=temperature)
-    device = next(model.parameters()).device
+    where = next(model.parameters()).device  # the resolved device
     with torch.no_grad():
         try:
             samples = model.sample(
-                n, generator=torch.Generator(device=device).manual_seed(seed), **cond
+                n, generator=torch.Generator(device=where).manual_seed(seed), **cond
             )
         except ValueError as e:
             raise GenlabError(f"cannot sample: {e}") from None
@@ -472,12 +622,14 @@ def interpolate(
     seed: int = 0,
     checkpoint: str = "last",
     duration_ms: int = 80,
+    device: str = "cpu",
 ) -> Path:
     """A latent walk as a looping GIF: `walks` images side by side, each moving through
     `keyframes` random latents (and back to the first), `frames` frames per segment.
 
     Models with a mapping network (StyleGenerator) walk linearly in W; other latent generators
-    (LatentGenerator) walk along great circles in Z (slerp), as in the PPL protocol.
+    (LatentGenerator) walk along great circles in Z (slerp), as in the PPL protocol. `device`
+    is where the model runs (see `load`).
     """
     from genlab.imaging import save_gif
     from genlab.metrics.ppl import LatentGenerator, StyleGenerator, lerp, slerp
@@ -493,7 +645,7 @@ def interpolate(
     if out.suffix.lower() != ".gif":
         raise GenlabError(f"--out must name a .gif file, got {out}")
     _check_writable(out)
-    model = load(run_dir, checkpoint=checkpoint)
+    model = load(run_dir, checkpoint=checkpoint, device=device)
     if not isinstance(model, LatentGenerator):
         raise GenlabError(f"{type(model).__name__} has no latent space to walk through")
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
@@ -545,29 +697,33 @@ def evaluate(
     weights: str | Path | None = None,
     download: bool = False,
     ppl_space: str = "z",
+    protocol: str | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Test metrics of a run (written to RUN/eval.json) and the model's figures (RUN/figures).
 
     Without `metrics`: the test loss and the likelihood (NLL, bits/dim). With `metrics` (e.g.
     "fid,kid,is,pr,ppl"): those sample metrics from `n` samples on the `features` set
-    ("inception" or "digits", see genlab.metrics.evaluate), merged into an existing eval.json.
+    ("inception" or "digits", see genlab.metrics.evaluate), merged into an existing eval.json;
+    `protocol` is the Inception preprocessing ("tf", the default, or "pytorch-fid").
+    `device` is where the model (and the metrics' feature networks) run (see `load`).
     """
     from genlab.data import load_dataset
     from genlab.metrics.likelihood import negative_log_likelihood
     from genlab.training.loop import evaluate_loss
 
     if metrics is not None:
-        from genlab.metrics.evaluate import check_features, parse_metrics
+        from genlab.metrics.evaluate import check_protocol, parse_metrics
 
         names = parse_metrics(metrics if isinstance(metrics, str) else ",".join(metrics))
-        check_features(features)
+        check_protocol(features, protocol)  # and the feature set
         if not names:
             raise GenlabError("--metrics needs at least one of fid, kid, is, pr, ppl")
 
     run = RunDir(run_dir)
     saved = run.read_config()
-    model = load(run.path, checkpoint=checkpoint)
-    device = next(model.parameters()).device
+    model = load(run.path, checkpoint=checkpoint, device=device)
+    where = next(model.parameters()).device  # the resolved device
     data = load_dataset(saved["data"]["name"], split, **saved["data"]["options"])
     result: dict[str, Any] = {
         "model": saved["model"],
@@ -583,7 +739,7 @@ def evaluate(
         text = language_model_metrics(model, data, batch_size=batch_size)
         result.update({f"{split}_{k}": v for k, v in text.items()})
     elif metrics is None:
-        loss = evaluate_loss(model, data, batch_size=batch_size, device=device, seed=seed)
+        loss = evaluate_loss(model, data, batch_size=batch_size, device=where, seed=seed)
         result.update({f"{split}_{k}": v for k, v in loss.items()})
         if isinstance(model, LikelihoodModel):
             result.update(negative_log_likelihood(model, data, batch_size=batch_size, seed=seed))
@@ -598,6 +754,7 @@ def evaluate(
             weights=weights,
             download=download,
             ppl_space=ppl_space,
+            protocol=protocol,
         )
         reference_id = {"data": saved["data"]["name"], "options": saved["data"]["options"]}
         result.update(evaluate_samples(model, data, {**reference_id, "split": split}, options))
@@ -609,6 +766,11 @@ def evaluate(
             if isinstance(previous, dict):
                 details = {**previous.get("sample_metrics", {}), **result["sample_metrics"]}
                 result = {**previous, **result, "sample_metrics": details}
+    from genlab.metrics.likelihood import key_definitions  # eval.json says what each key is
+
+    definitions = {**result.get("definitions", {}), **key_definitions(result, split)}
+    if definitions:
+        result["definitions"] = definitions
     if figures and isinstance(model, Visualizable):
         paths = model.visualize(
             data, run.path / "figures", generator=torch.Generator().manual_seed(seed)
@@ -658,6 +820,7 @@ def generate(
     *,
     checkpoint: str = "last",
     use_cache: bool = True,
+    device: str = "cpu",
     **settings: Any,
 ) -> Iterator[str]:
     """Stream the text a language model run generates after `prompt`, piece by piece.
@@ -665,10 +828,11 @@ def generate(
     `settings` are genlab.text.generation.GenerationConfig fields (max_new_tokens, temperature,
     top_k, top_p, repetition_penalty, stop, seed); they and the prompt are checked before the
     first piece (a prompt with characters outside a character vocabulary is an error).
+    `device` is where the model runs (see `load`).
     """
     from genlab.text.generation import GenerationConfig, generate_text
 
-    model = load(run_dir, checkpoint=checkpoint)
+    model = load(run_dir, checkpoint=checkpoint, device=device)
     if not hasattr(model, "step") or getattr(model, "tokenizer", None) is None:
         raise GenlabError(f"{run_dir} is not a language model run (no tokenizer); try sample")
     config = GenerationConfig(**settings)  # generate_text validates it before the first piece
@@ -689,7 +853,8 @@ def export(run_dir: str | Path, out: str | Path, *, format: str = "hf", checkpoi
     except ValueError as e:
         raise GenlabError(str(e)) from None
     if (Path(run_dir) / TOKENIZER).is_file():
+        from genlab.text.tokenizers import save_hugging_face
+
         shutil.copyfile(Path(run_dir) / TOKENIZER, out / f"genlab_{TOKENIZER}")
-        if getattr(model.tokenizer, "kind", None) == "bpe":  # also as Hugging Face reads it
-            atomic_write_text(out / TOKENIZER, model.tokenizer.to_dict()["tokenizer"])
+        save_hugging_face(model.tokenizer, out)  # also as transformers' AutoTokenizer reads it
     return out

@@ -28,6 +28,10 @@ Options = Annotated[
     list[str] | None,
     typer.Option("--option", "-o", help="key=value: a model option, train.KEY or data.KEY"),
 ]
+# where sample, interpolate, evaluate and generate run the model (train and serve: their own)
+Device = Annotated[
+    str, typer.Option(help="cpu, cuda, cuda:N, mps or auto (cuda, then mps, then cpu)")
+]
 
 
 def _console(stderr: bool = False):
@@ -36,22 +40,46 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, soft_wrap=True)
 
 
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+    from platform import python_version
+
+    from genlab import __version__
+
+    try:
+        torch_version = version("torch")  # from the metadata: no need to import torch
+    except PackageNotFoundError:
+        torch_version = "not installed"
+    print(f"genlab {__version__} (torch {torch_version}, Python {python_version()})")
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    # app-wide options; each command's own work is in its function
+    pass
+
+
 @app.command("list")
 def list_command() -> None:
-    """List the models and datasets, each with a one-line description."""
-    from rich.table import Table
-
+    """List the models and datasets, one line each: the name and a one-line description."""
     from genlab.data import list_datasets
     from genlab.registry import list_models
 
-    console = _console()
+    # Plain lines rather than a table, whose cells wrap: one entry per line stays greppable
+    # (`genlab list | grep gan`); a terminal narrower than a line folds it on screen only.
     for title, rows in (("models", list_models()), ("datasets", list_datasets())):
-        table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
-        table.add_column("name", style="cyan", no_wrap=True)
-        table.add_column("description")
+        print(f"{title}:")
+        width = max(len(name) for name, _ in rows)
         for name, description in rows:
-            table.add_row(name, description)
-        console.print(table)
+            print(f"  {name:<{width}}  {' '.join(description.split())}")
 
 
 @app.command()
@@ -69,7 +97,12 @@ def train(
     preset: Annotated[
         str | None, typer.Option(help="a named setting of the model, e.g. gpu (larger nets)")
     ] = None,
-    resume: Annotated[bool, typer.Option(help="continue the run in --out exactly")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="continue the run in --out exactly (from step 0 if it has no checkpoint)"
+        ),
+    ] = False,
     init_from: Annotated[
         str | None,
         typer.Option(
@@ -110,6 +143,10 @@ def train(
         preset=preset,
         init_from=init_from,
     )
+    from genlab.training.distributed import launched_rank
+
+    if launched_rank() != 0:  # under torchrun: one report, rank 0's (its losses are the means)
+        return
     shown = ", ".join(
         f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()
     )
@@ -132,6 +169,7 @@ def sample(
     temperature: Annotated[
         float | None, typer.Option(help="latent temperature (flows): z ~ N(0, T^2 I)")
     ] = None,
+    device: Device = "cpu",
 ) -> None:
     """Draw --n samples from a trained run and save them as a picture."""
     from genlab.api import sample as sample_run
@@ -145,6 +183,7 @@ def sample(
         label=label,
         truncation=truncation,
         temperature=temperature,
+        device=device,
     )
     _console().print(f"wrote {path}")
 
@@ -158,12 +197,20 @@ def interpolate(
     frames: Annotated[int, typer.Option(help="frames between two keyframes")] = 12,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
+    device: Device = "cpu",
 ) -> None:
     """A looping latent walk (slerp in Z, or lerp in W for StyleGAN) as a GIF."""
     from genlab.api import interpolate as interpolate_run
 
     path = interpolate_run(
-        run, out, walks=walks, keyframes=keyframes, frames=frames, seed=seed, checkpoint=checkpoint
+        run,
+        out,
+        walks=walks,
+        keyframes=keyframes,
+        frames=frames,
+        seed=seed,
+        checkpoint=checkpoint,
+        device=device,
     )
     _console().print(f"wrote {path}")
 
@@ -192,6 +239,11 @@ def evaluate(
     ppl_space: Annotated[
         str, typer.Option(help="PPL latent space: z (slerp) or w (lerp; StyleGAN)")
     ] = "z",
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="Inception preprocessing: tf (default; torch-fidelity) or pytorch-fid"),
+    ] = None,
+    device: Device = "cpu",
 ) -> None:
     """Test metrics (NLL in nats and bits/dim where defined) into RUN/eval.json, and figures.
 
@@ -208,9 +260,10 @@ def evaluate(
             weights=weights,
             download=download,
             ppl_space=ppl_space,
+            protocol=protocol,
         )
     result = evaluate_run(
-        run, split=split, seed=seed, checkpoint=checkpoint, figures=figures, **extra
+        run, split=split, seed=seed, checkpoint=checkpoint, figures=figures, device=device, **extra
     )
     _console().print_json(json.dumps(result))
 
@@ -230,8 +283,19 @@ def fid(
     save_stats: Annotated[
         bool, typer.Option("--save-stats", help="write PATH1's statistics to PATH2 (.npz)")
     ] = False,
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="Inception preprocessing: tf (default; torch-fidelity) or pytorch-fid"),
+    ] = None,
+    stats_protocol: Annotated[
+        str | None,
+        typer.Option(help="protocol that made .npz inputs recording none (pytorch-fid's files)"),
+    ] = None,
 ) -> None:
-    """FID between two folders of images or saved statistics, like pytorch-fid."""
+    """FID between two folders of images or saved statistics, like pytorch-fid.
+
+    Statistics files must come from the same --protocol; files without a recorded protocol
+    (pytorch-fid's .npz) are refused unless --stats-protocol says which one made them."""
     from genlab.metrics.evaluate import fid_between
 
     if batch_size < 1:
@@ -244,6 +308,8 @@ def fid(
         download=download,
         batch_size=batch_size,
         save_stats=save_stats,
+        protocol=protocol,
+        stats_protocol=stats_protocol,
     )
     _console().print_json(json.dumps(result))
 
@@ -269,6 +335,7 @@ def generate(
         bool, typer.Option("--cache/--no-cache", help="KV cache / carried RNN state")
     ] = True,
     checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
+    device: Device = "cpu",
 ) -> None:
     """Generate text from a language model run, streamed to the terminal as it comes."""
     from genlab.api import generate as generate_text
@@ -278,6 +345,7 @@ def generate(
         prompt,
         checkpoint=checkpoint,
         use_cache=cache,
+        device=device,
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_k=top_k,
@@ -422,7 +490,9 @@ def tune(
     direction: Annotated[
         str | None, typer.Option(help="minimize or maximize (default: from the metric)")
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="training steps per trial")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="training steps per trial (default: the model's train.steps)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="sampler and training seed")] = 0,
     out: Annotated[
         Path | None, typer.Option(help="results folder (default runs/tune-STUDY)")

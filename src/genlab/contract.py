@@ -23,6 +23,9 @@ Optional parts, each found by `isinstance` against the protocols below, never by
 - `bound_name`: what `log_prob` returns ("exact" or e.g. "IWAE bound, k=256").
 - `trainer`: the module of the loop that trains this model ("genlab.training.loop" when absent);
   a loop module exports `TrainConfig` and `train(model, train_data, val_data, cfg, run, ...)`.
+- `data_kinds`: the `DataSpec.kind`s the model trains on (`"image"`, `"vector"`, `"text"`), a
+  class attribute read by :func:`data_kinds`. `genlab train` refuses other data with one line
+  before it makes the run folder (absent: any kind; a loss on two examples still checks the fit).
 - `sample_latent(n, *, generator)` + `decode_latent(z, **cond)` (`LatentSampler`): all the
   randomness of `sample` drawn first, then a deterministic, row-by-row decoding, so that
   `sample(n, generator=g, **cond) == decode_latent(sample_latent(n, generator=g), **cond)` and
@@ -77,6 +80,12 @@ def trainer_module(cls: type):
     import importlib
 
     return importlib.import_module(getattr(cls, "trainer", DEFAULT_TRAINER))
+
+
+def data_kinds(cls: type) -> tuple[str, ...] | None:
+    """The data kinds (`DataSpec.kind`) models of class `cls` train on; None: it does not say."""
+    kinds = getattr(cls, "data_kinds", None)
+    return None if kinds is None else tuple(kinds)
 
 
 @runtime_checkable

@@ -217,9 +217,14 @@ def test_style_mixing_grid_has_the_sources_in_the_first_row_and_column():
         img_a, img_b = model.generate(z_a), model.generate(z_b)
         assert torch.equal(grid[0, 0], torch.ones(1, 8, 8))
         assert torch.equal(grid[0, 1:], img_b) and torch.equal(grid[1:, 0], img_a)
-        assert torch.allclose(grid[1:, 1:], img_a[:, None].expand(-1, 3, -1, -1, -1))  # all A
+        # Mixed cells are synthesized in batches of 3, img_a in a batch of 2: float32 sums may
+        # run in another order, a few ulps of the O(1) activations (~5e-7); allclose's default
+        # atol (1e-8) is below one ulp of a mid-grey pixel, so the tolerance is absolute.
+        all_a = img_a[:, None].expand(-1, 3, -1, -1, -1)
+        assert torch.allclose(grid[1:, 1:], all_a, rtol=0, atol=1e-5)
         grid = model.style_mixing_grid(z_a, z_b, 0).view(3, 4, 1, 8, 8)
-        assert torch.allclose(grid[1:, 1:], img_b[None].expand(2, -1, -1, -1, -1))  # all B
+        all_b = img_b[None].expand(2, -1, -1, -1, -1)  # the same batch shape: exact in practice
+        assert torch.allclose(grid[1:, 1:], all_b, rtol=0, atol=1e-5)
 
 
 # ---- modulated convolution -----------------------------------------------------------------
@@ -269,6 +274,7 @@ def test_one_by_one_modulated_conv_equals_brute_force():
         torch.randn(2, 3),
     )
     out = modulated_conv2d(x, weight, styles, demodulate=False)
+    # float32, 3 products of O(1) factors summed in another order: a few ulps (measured 1/100)
     assert torch.allclose(
         out, brute_force_modulated_conv(x, weight, styles, False, False), atol=1e-6
     )
@@ -305,6 +311,7 @@ def test_fused_and_activation_scaling_models_give_the_same_images():
     b.load_state_dict(a.state_dict())
     with torch.no_grad():
         z = torch.randn(3, 8)
+        # grouped convolution vs scaled activations: other float32 sums, a few ulps of [0, 1]
         assert torch.allclose(a.generate(z), b.generate(z), atol=1e-5)
 
 
@@ -331,12 +338,14 @@ def test_lazy_r1_is_added_on_multiples_of_r1_every_and_is_the_gradient_norm():
     assert ["r1" in out for out in outs.values()] == [True, False, False, True, True]
     # same seed: same fakes; the difference is the lazy R1 term, weighted by r1_every
     r1 = outs[4]["r1"]
+    # the same main term in both (same seed, same shapes); the difference rounds once at the
+    # loss's float32 ulp (~1e-7 for O(1) losses)
     assert torch.allclose(outs[4]["loss"] - outs[1]["loss"], 0.5 / 2 * r1 * 4, atol=1e-5)
     # brute force: the squared norm of dD/dx per example, mean over the batch
     x = (batch * 2 - 1).requires_grad_(True)
     (grad,) = torch.autograd.grad(model._discriminate(x).sum(), x)
     expected = torch.stack([g.pow(2).sum() for g in grad]).mean()
-    assert torch.allclose(r1, expected, rtol=1e-5)
+    assert torch.allclose(r1, expected, rtol=1e-5)  # sums of squares (no cancellation): ulps
     assert "r1" not in build(r1_gamma=0.0).discriminator_loss(batch, Tricks(), 0)
 
 
@@ -363,7 +372,8 @@ def test_path_length_regularization_is_lazy_and_updates_pl_mean():
     out0 = model.generator_loss(batch, Tricks(), 0)
     a1 = float(model.generator.pl_mean)
     assert "pl" in out0 and torch.isfinite(out0["pl"]) and a1 > 0
-    # same seed: the main term is the same, the rest is the weighted, lazy PL penalty
+    # same seed: the main term is the same, the rest is the weighted, lazy PL penalty (one
+    # float32 rounding of an O(1) loss, ~1e-7)
     assert torch.allclose(out0["loss"] - out["loss"], 2.0 * out0["pl"] * 3, atol=1e-5)
     model.generator_loss(batch, Tricks(), 3)
     a2 = float(model.generator.pl_mean)
@@ -385,8 +395,35 @@ def test_path_length_with_decay_one_is_the_mean_length_of_j_transpose_y():
         (g,) = torch.autograd.grad((fake[i] * y[i]).sum(), ws, retain_graph=True)
         lengths.append(g[i].pow(2).sum(1).mean().sqrt())
     lengths = torch.stack(lengths)
+    # float32 norms per example vs in one batch: ulps; the penalty subtracts the mean, so its
+    # relative error grows by |length| / |length - mean| (~10 here): rtol 1e-4
     assert torch.allclose(a, lengths.mean(), rtol=1e-5)
     assert torch.allclose(penalty, (lengths - lengths.mean()).pow(2).mean(), rtol=1e-4, atol=1e-8)
+
+
+def test_running_statistics_update_in_fp32_under_bf16_autocast():
+    """w_avg and pl_mean are fp32 buffers fed by bf16 matmuls under autocast: they update from
+    the values cast up (the buffer is never cast down, and lerp never mixes the two dtypes).
+
+    Tolerance for w_avg: w is the mapping network's bf16 output (8 significant bits, relative
+    error <= 2^-9 per rounding, ~6 roundings deep in 2 layers: < 2%); beta 0 makes w_avg that
+    batch's mean of w. pl_mean is the norm of a gradient through the bf16 forward and backward
+    passes of the whole generator (dozens of roundings), so only its dtype and its update are
+    checked."""
+    batch = images(8)
+    fp32 = build(w_avg_beta=0.0, pl_weight=2.0, pl_every=1, pl_decay=1.0).train()
+    bf16 = build(w_avg_beta=0.0, pl_weight=2.0, pl_every=1, pl_decay=1.0).train()
+    torch.manual_seed(0)
+    fp32.generator_loss(batch, Tricks(), 0)
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bf16.generator_loss(batch, Tricks(), 0)
+    assert torch.isfinite(out["loss"]) and "pl" in out
+    a, b = fp32.generator.w_avg, bf16.generator.w_avg
+    assert b.dtype == torch.float32
+    assert (a - b).abs().max() <= 5e-2 * a.abs().max()
+    pl_mean = bf16.generator.pl_mean
+    assert pl_mean.dtype == torch.float32 and torch.isfinite(pl_mean) and pl_mean > 0
 
 
 # ---- samples, data shapes, determinism -----------------------------------------------------

@@ -147,6 +147,7 @@ class AutoregressiveImageModel(nn.Module):
     implement `logits(x, labels)`; `config` has `data_shape` and `binarize`."""
 
     config: Any
+    data_kinds = ("image",)  # DataSpec kinds (contract.py)
 
     # --- the network's view ----------------------------------------------------------------
     @property
@@ -181,8 +182,12 @@ class AutoregressiveImageModel(nn.Module):
         return torch.bernoulli(x, generator=generator) if self.config.binarize else x
 
     def conditional_log_prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """log p(x | labels) per example, exact, in nats (x already prepared)."""
+        """log p(x | labels) per example, exact, in nats (x already prepared).
+
+        The logits are cast up to at least fp32 first: under bf16 autocast the network runs in
+        bf16, and the per-value log-probabilities summed over 784+ values stay in fp32."""
         logits = self.logits(x, labels)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         if self.config.binarize:
             nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
         elif self.mixture:

@@ -179,6 +179,13 @@ class PixelRNN(AutoregressiveImageModel):
         "batch_size": 16,
         "warmup_steps": 200,
     }
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # --preset gpu (not yet measured): the paper's 7 layers (its MNIST model), wider
+        "gpu": {
+            "model_config": {"hidden": 64, "layers": 7, "head": 256},
+            "train": {"steps": 20000, "batch_size": 64, "lr": 1e-3},
+        }
+    }
     cell = "row"  # "row" | "diagonal": set by the two registered subclasses below
 
     def __init__(self, config: PixelRNNConfig):

@@ -118,6 +118,7 @@ class Flow(nn.Module):
 
     config: Any
     image: bool
+    data_kinds = ("image", "vector")  # DataSpec kinds (contract.py): RealNVP models vectors
 
     def _build_dequantizer(self) -> None:
         cfg = self.config

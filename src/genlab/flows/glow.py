@@ -46,6 +46,8 @@ from genlab.flows.layers import (
     InvConv1x1,
     Squeeze,
     channel_mask,
+    lu_weights,
+    upcast,
 )
 
 
@@ -113,7 +115,7 @@ class GaussianPrior(nn.Module):
         if self.conv is None:
             mean, logs = self.mean.expand(batch, -1, -1, -1), self.logs.expand(batch, -1, -1, -1)
         else:
-            mean, logs = self.conv(cond).chunk(2, dim=1)
+            mean, logs = upcast(self.conv(cond)).chunk(2, dim=1)  # bf16 conv -> fp32
         return mean, self.clamp * torch.tanh(logs / self.clamp)
 
     def forward(self, z: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -185,8 +187,10 @@ class Glow(Flow):
         """h in model space -> eps (B, D) ~ N(0, I) under the model, and log|det d eps/dh|."""
         logdet, parts = h.new_zeros(len(h)), []
         for level, layers in enumerate(self.levels):
+            convs = [layer for layer in layers if isinstance(layer, InvConv1x1)]
+            weights = iter(lu_weights(convs))  # all of the level's W at once (see lu_weights)
             for layer in layers:
-                h, ld = layer(h)
+                h, ld = layer(h, next(weights)) if isinstance(layer, InvConv1x1) else layer(h)
                 logdet = logdet + ld
             if not self.image:
                 break

@@ -21,10 +21,15 @@ Layers (the papers' names):
 
 Coupling networks: `ResNet` (images) and `MLP` (vectors), whose last layer starts at zero so
 that every coupling starts as the identity.
+
+Precision: under bf16 autocast only the coupling networks run in bf16. What enters the
+log-likelihood stays in fp32: the coupling's scale and shift (cast up), the 1x1 convolution's
+W and mixing, ActNorm's data-dependent statistics, and every per-example log-det sum.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -32,8 +37,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def upcast(x: Tensor) -> Tensor:
+    """x in at least fp32: bf16/fp16 values (from autocast) go up, fp32/fp64 stay as they are."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def _sum_per_example(x: Tensor) -> Tensor:
-    return x.flatten(1).sum(1)
+    return upcast(x).flatten(1).sum(1)  # log-dets are sums of hundreds of terms: in fp32
 
 
 def _spatial(x: Tensor) -> int:
@@ -52,19 +62,29 @@ class ActNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.logs = nn.Parameter(torch.zeros(channels))
         self.register_buffer("initialized", torch.tensor(False))
+        # A Python copy of `initialized`, so that forward never reads the buffer: `bool()` of a
+        # GPU tensor waits for the GPU (a host-device sync per ActNorm per step) and breaks
+        # torch.compile's graph. Loading a state dict (checkpoints, EMA copies) refreshes it.
+        self.ready = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.ready = bool(self.initialized)  # once per load, not per step
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
-        """b = -mean, logs = -log(std) per channel over the batch (and positions)."""
+        """b = -mean, logs = -log(std) per channel over the batch (and positions), in fp32."""
+        x = upcast(x)
         dims = [0, 2, 3] if x.dim() == 4 else [0]
         mean = x.mean(dim=dims)
         std = x.std(dim=dims, unbiased=False)
         self.bias.copy_(-mean)
         self.logs.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)
+        self.ready = True
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        if self.training and not bool(self.initialized):
+        if self.training and not self.ready:
             self.initialize(x)
         y = (x + _per_channel(self.bias, x)) * torch.exp(_per_channel(self.logs, x))
         logdet = self.logs.sum() * _spatial(x)
@@ -75,7 +95,13 @@ class ActNorm(nn.Module):
 
 
 class InvConv1x1(nn.Module):
-    """W = P L (U + diag(sign * exp(log_s))), initialised from a random rotation."""
+    """W = P L (U + diag(sign * exp(log_s))), initialised from a random rotation.
+
+    W and the channel mixing are computed in fp32 even under bf16 autocast: log|det W| is
+    H W sum(log_s) only for the matrix those factors give, and a bf16-rounded W (8-bit
+    mantissas) would mix the channels with a matrix of another determinant. With C = 4..48
+    channels the mixing is a negligible share of the work.
+    """
 
     def __init__(self, channels: int):
         super().__init__()
@@ -85,27 +111,58 @@ class InvConv1x1(nn.Module):
         self.register_buffer("p", p)
         self.register_buffer("sign_s", torch.sign(s))
         self.register_buffer("lower_mask", torch.tril(torch.ones(channels, channels), -1))
+        # derived constants, not saved: built once here rather than in every forward
+        self.register_buffer("eye", torch.eye(channels), persistent=False)
+        self.register_buffer("upper_mask", self.lower_mask.T.clone(), persistent=False)
         self.lower = nn.Parameter(lower)
         self.upper = nn.Parameter(torch.triu(upper, 1))
         self.log_s = nn.Parameter(torch.log(s.abs()))
 
     def weight(self) -> Tensor:
-        eye = torch.eye(len(self.log_s), device=self.log_s.device, dtype=self.log_s.dtype)
-        lower = self.lower * self.lower_mask + eye
-        upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
-        return self.p @ lower @ upper  # (C, C)
+        return lu_weights([self])[0]  # (C, C)
 
     def _mix(self, x: Tensor, w: Tensor) -> Tensor:
-        if x.dim() == 4:
-            return torch.einsum("ij,bjhw->bihw", w, x)
-        return x @ w.T
+        with _full_precision(x):
+            x = upcast(x)
+            if x.dim() == 4:
+                return torch.einsum("ij,bjhw->bihw", w, x)
+            return x @ w.T
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """`weight`: this layer's W when the caller computed it already (see `lu_weights`)."""
         logdet = self.log_s.sum() * _spatial(x)
-        return self._mix(x, self.weight()), logdet.expand(x.shape[0])
+        w = self.weight() if weight is None else weight
+        return self._mix(x, w), logdet.expand(x.shape[0])
 
     def inverse(self, y: Tensor) -> Tensor:
         return self._mix(y, torch.linalg.inv(self.weight()))
+
+
+def lu_weights(convs: list[InvConv1x1]) -> tuple[Tensor, ...]:
+    """W_k = P_k L_k (U_k + diag(sign_k exp(log_s_k))) of K 1x1 convolutions of one width, in
+    one batch of ops: (C, C) each, in fp32.
+
+    A training step needs every W of the flow anew (the factors are parameters). One layer at a
+    time that is ~10 tiny kernels forward and ~10 backward per layer, for a few thousand flops;
+    stacked, a level costs as many launches as one layer: ~1400 fewer kernel launches per step
+    at the gpu preset's 64 layers (bench/glow_step.py). The stack's backward is an unbind, and
+    the unbind's a stack."""
+    first = convs[0]
+    with _full_precision(first.log_s):
+        log_s = torch.stack([c.log_s for c in convs])  # (K, C)
+        lower = torch.stack([c.lower for c in convs]) * first.lower_mask + first.eye
+        upper = torch.stack([c.upper for c in convs]) * first.upper_mask
+        sign = torch.stack([c.sign_s for c in convs])
+        upper = upper + torch.diag_embed(sign * torch.exp(log_s))  # (K, C, C)
+        return (torch.stack([c.p for c in convs]) @ lower @ upper).unbind(0)
+
+
+def _full_precision(x: Tensor):
+    """A block that autocast leaves alone (on x's device), or nothing when autocast is off."""
+    device = x.device.type
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+        return torch.autocast(device, enabled=False)
+    return contextlib.nullcontext()
 
 
 def checkerboard_mask(height: int, width: int, parity: int) -> Tensor:
@@ -133,15 +190,15 @@ class AffineCoupling(nn.Module):
     def __init__(self, mask: Tensor, net: nn.Module, scale_clamp: float = 2.0):
         super().__init__()
         self.register_buffer("mask", mask)
+        self.register_buffer("keep", 1 - mask, persistent=False)  # derived: not saved
         self.net = net
         self.scale_clamp = scale_clamp
 
     def _scale_shift(self, masked: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
         inputs = masked if cond is None else torch.cat([masked, cond], dim=1)
-        raw, shift = self.net(inputs).chunk(2, dim=1)
+        raw, shift = upcast(self.net(inputs)).chunk(2, dim=1)  # the net may run in bf16
         log_s = self.scale_clamp * torch.tanh(raw / self.scale_clamp)  # in (-c, c)
-        keep = 1 - self.mask
-        return log_s * keep, shift * keep
+        return log_s * self.keep, shift * self.keep
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         log_s, shift = self._scale_shift(x * self.mask, cond)
@@ -171,7 +228,7 @@ class Squeeze(nn.Module):
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
     """log N(z; 0, I) summed per example, in nats."""
-    return _sum_per_example(-0.5 * z.square() - 0.5 * math.log(2 * math.pi))
+    return _sum_per_example(-0.5 * upcast(z).square() - 0.5 * math.log(2 * math.pi))
 
 
 # --- coupling networks ------------------------------------------------------------------------

@@ -107,6 +107,7 @@ class ConditionalDiscriminator(nn.Module):
 class CGAN(nn.Module):
     Config = CGANConfig
     trainer = "genlab.gan.train"
+    data_kinds = ("image", "vector")  # DataSpec kinds (contract.py): MLPs for vectors
     train_defaults: ClassVar[dict[str, Any]] = {
         "steps": 3000,
         "batch_size": 64,

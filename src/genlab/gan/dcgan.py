@@ -245,6 +245,7 @@ GPU_PRESET = {  # wider nets, bigger batches, longer runs: genlab train ... --pr
 class DCGAN(nn.Module):
     Config = DCGANConfig
     trainer = "genlab.gan.train"
+    data_kinds = ("image", "vector")  # DataSpec kinds (contract.py): MLPs for vectors
     # mnist-5k: 11.3 minutes on one CPU core, FID (digits) 103.9 (docs/benchmarks.md)
     train_defaults: ClassVar[dict[str, Any]] = {
         "steps": 3000,

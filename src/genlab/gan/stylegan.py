@@ -69,7 +69,8 @@ Deviations, mostly to train on a 2-core CPU in minutes:
   StyleGAN2's 10k-image half-life at batch 32: 0.5 ** (32 / 10000)); buffers (w_avg, pl_mean,
   constant noise) are copied into it, not averaged.
 - truncation applies to every layer (StyleGAN2), not only to the coarse ones (StyleGAN's cutoff).
-- no class conditioning, no mixed precision or activation clamping.
+- no class conditioning or activation clamping. Under bf16 autocast (train.precision=bf16) the
+  running statistics (w_avg, pl_mean) are computed and stored in fp32 (`update_ema`).
 
 Read top to bottom: layers, the mapping and synthesis networks, the discriminator, the config,
 the model.
@@ -213,6 +214,16 @@ def modulated_conv2d(
     return blur_after_up(out) if up else out
 
 
+@torch.no_grad()
+def update_ema(average: Tensor, value: Tensor, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * value, in the buffer's dtype (fp32).
+
+    Under bf16 autocast `value` comes out of bf16 matmuls; the running average is a buffer that
+    keeps fp32 precision (with decay 0.995 a step moves it by 0.5%, about one bf16 rounding), so
+    the value is cast up, never the buffer down."""
+    average.copy_(value.to(average.dtype).lerp(average, decay))
+
+
 def mix_styles(w1: Tensor, w2: Tensor, crossover: int, num_ws: int) -> Tensor:
     """The per-layer W stack (B, num_ws, w_dim): w1 for layers < crossover, w2 from it on."""
     layer = torch.arange(num_ws, device=w1.device)[None, :, None]  # (1, L, 1)
@@ -342,8 +353,8 @@ class Generator(nn.Module):
     def map(self, z: Tensor, *, truncation: float = 1.0, update_w_avg: bool = False) -> Tensor:
         """z (B, z_dim) -> w (B, w_dim); truncated towards w_avg when psi != 1."""
         w = self.mapping(z)
-        if update_w_avg:  # w_avg <- beta * w_avg + (1 - beta) * mean(w)
-            self.w_avg.copy_(w.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
+        if update_w_avg:  # w_avg <- beta * w_avg + (1 - beta) * mean(w), in fp32 (see update_ema)
+            update_ema(self.w_avg, w.detach().float().mean(0), self.w_avg_beta)
         if truncation != 1.0:
             w = self.w_avg + truncation * (w - self.w_avg)  # psi = 0: exactly w_avg
         return w
@@ -496,6 +507,7 @@ GPU = {"z_dim": 512, "w_dim": 512, "mapping_layers": 8, "channel_base": 8192, "c
 class StyleGAN(nn.Module):
     Config: ClassVar[type] = StyleGANConfig
     trainer: ClassVar[str] = "genlab.gan.train"
+    data_kinds: ClassVar[tuple[str, ...]] = ("image",)  # DataSpec kinds (contract.py)
     # StyleGAN2's optimizer (Adam lr 0.0025, betas (0, 0.99)) and its 10k-image EMA half-life.
     train_defaults: ClassVar[dict[str, Any]] = {
         "steps": 5000,  # mnist-5k: 13.9 minutes on one CPU core (docs/benchmarks.md)
@@ -645,8 +657,8 @@ class StyleGAN(nn.Module):
         fake = self.generator(ws)  # (n, C, H, W)
         y = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
         (grad,) = torch.autograd.grad((fake * y).sum(), ws, create_graph=True)  # J_w^T y
-        lengths = grad.square().sum(2).mean(1).sqrt()  # (n,) mean over layers, then sqrt
-        a = self.generator.pl_mean.lerp(lengths.mean(), self.config.pl_decay)
+        lengths = grad.float().square().sum(2).mean(1).sqrt()  # (n,) mean over layers, sqrt
+        a = self.generator.pl_mean.lerp(lengths.mean(), self.config.pl_decay)  # fp32, as w_avg
         self.generator.pl_mean.copy_(a.detach())
         return (lengths - a).square().mean()
 

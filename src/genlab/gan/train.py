@@ -12,7 +12,8 @@ Stops with a clear message (exit 3 from the CLI) when a loss or gradient is not 
 D's loss stays ~0 for `collapse_steps` generator steps (D won; G learns nothing more); the last
 good checkpoint is kept. Resume is exact, as in genlab.training.loop: data order, every RNG,
 both optimizers, the EMA and the step counters are in the checkpoint, and sampling runs under a
-forked RNG. Under torchrun the gradients of both players are averaged across ranks.
+forked RNG. Under torchrun the gradients of both players, and the logged losses, are
+averaged across ranks.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from genlab.gan import losses
 from genlab.gan.augment import check_policy
 from genlab.gan.losses import Tricks
 from genlab.training.checkpoint import EMA_WEIGHTS, RunDir, load_weights
-from genlab.training.distributed import DistInfo, barrier
+from genlab.training.distributed import DistInfo, barrier, mean_over_ranks
 from genlab.training.ema import EMA
 from genlab.training.logging import MetricsLog, Progress
 from genlab.training.loop import (
@@ -40,6 +41,7 @@ from genlab.training.loop import (
     autocast_context,
     raise_diverged,
     restore_latest,
+    restoring,
     save_samples,
     seed_everything,
     set_rng_state,
@@ -156,15 +158,19 @@ def train(
     step = d_steps = won = 0
     if resume:
         ckpt, state = restore_latest(run, model)
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        if ema is not None:
-            saved = load_weights(ckpt / EMA_WEIGHTS)
-            ema.load_state_dict({k[10:]: v for k, v in saved.items() if k.startswith("generator.")})
-            ema.updates = int(state["ema_updates"])
-        sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"][info.rank] if info.enabled else state["rng"][0])
-        step, d_steps, won = int(state["step"]), int(state["d_steps"]), int(state["won"])
+        with restoring(ckpt):
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+            if ema is not None:
+                saved = load_weights(ckpt / EMA_WEIGHTS)
+                prefix = "generator."
+                ema.load_state_dict(
+                    {k[len(prefix) :]: v for k, v in saved.items() if k.startswith(prefix)}
+                )
+                ema.updates = int(state["ema_updates"])
+            sampler.load_state_dict(state["sampler"])
+            set_rng_state(state["rng"][info.rank] if info.enabled else state["rng"][0])
+            step, d_steps, won = int(state["step"]), int(state["d_steps"]), int(state["won"])
     else:
         seed_everything(cfg.seed * 7919 + info.rank)
     eval_model = copy.deepcopy(model) if ema is not None else model
@@ -225,6 +231,7 @@ def train(
             if ema is not None:
                 ema.update(G)
             step += 1
+            bar.update(step)
 
             d_loss = float(d_out["loss"].detach())
             won = won + 1 if losses.collapsed(loss_kind, d_loss) else 0
@@ -235,7 +242,8 @@ def train(
                 tic, tic_step = time.perf_counter(), step
                 row = {f"d_{k}" if k == "loss" else k: float(v.detach()) for k, v in d_out.items()}
                 row |= {f"g_{k}" if k == "loss" else k: float(v.detach()) for k, v in g_out.items()}
-                row |= {"d_grad_norm": d_norm, "g_grad_norm": g_norm, "it_per_s": speed}
+                row |= {"d_grad_norm": d_norm, "g_grad_norm": g_norm}
+                row = {**mean_over_ranks(row, info, device), "it_per_s": speed}
                 if log is not None:
                     log.log(step, row)
                 bar.update(step, f"D {row['d_loss']:.3f} G {row['g_loss']:.3f}", speed)
@@ -255,6 +263,9 @@ def train(
         bar.close()
         if log is not None:
             log.close()
+    if not row and log is not None:  # nothing left to train: report the last logged values
+        row = log.latest()
+    # the losses of the last log step, averaged over the ranks (rank 0 prints them)
     return {"step": step, **{k: v for k, v in row.items() if k != "it_per_s"}}
 
 

@@ -65,6 +65,7 @@ class WGANConfig:
 class WGAN(nn.Module):
     Config = WGANConfig
     trainer = "genlab.gan.train"
+    data_kinds = ("image", "vector")  # DataSpec kinds (contract.py): MLPs for vectors
     # sampling is DCGAN's, unchanged (z ~ N(0, I), images back to [0, 1])
     sample_latent = DCGAN.sample_latent
     generate = DCGAN.generate
