@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -23,8 +24,15 @@ from genlab.metrics.weights import load_strict
 
 
 @pytest.fixture(scope="module")
-def network() -> FIDInceptionV3:
+def pristine() -> FIDInceptionV3:
     return randomize(FIDInceptionV3(), seed=0)
+
+
+@pytest.fixture
+def network(pristine) -> FIDInceptionV3:
+    """A copy per test: an InceptionExtractor takes over the network it wraps (eval mode,
+    channels_last weights), and a test must not see what an earlier one did to it."""
+    return copy.deepcopy(pristine)
 
 
 def trace(module: nn.Module, example: torch.Tensor):
@@ -110,8 +118,8 @@ def test_loader_rejects_mismatched_files(network, tmp_path):
 
 
 def test_extractor_protocol_and_batch_independence(network):
+    plain = InceptionExtractor(copy.deepcopy(network), channels_last=False)  # NCHW weights
     extractor = InceptionExtractor(network, channels_last=True)
-    plain = InceptionExtractor(network, channels_last=False)
     grey = torch.randint(0, 256, (3, 1, 28, 28), generator=torch.Generator().manual_seed(0)) / 255
     with torch.inference_mode():
         x = extractor.preprocess(grey)

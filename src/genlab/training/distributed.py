@@ -8,6 +8,7 @@ gradients so all ranks hold identical weights. Only rank 0 writes files.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -75,5 +76,15 @@ def mean_over_ranks(
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group cleanly.
+
+    DDP's reducer and gloo's pending work sit in reference cycles with the model's hooks, so
+    without a collection they outlive destroy_process_group and are torn down during
+    interpreter exit, where gloo's threads abort the process ("terminate called without an
+    active exception", SIGABRT: seen in about 40% of two-rank runs pinned to one core). A
+    collection first, then a barrier so that no rank leaves while its peer still talks to it.
+    """
     if info.enabled and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
