@@ -13,6 +13,7 @@ of images are identical, and writes JSON (`--out`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -23,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json
 from genlab.config import to_dict
-from genlab.registry import model_class
+from genlab.registry import default_config, model_class
 
 MODELS = "pixelcnn,gated-pixelcnn,pixelrnn-row,pixelrnn-diag"
 
@@ -47,10 +48,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows = []
     for name in args.models.split(","):
-        cls = model_class(name)
-        config = cls.Config(data_shape=(1, 28, 28), binarize=args.binarize)
+        config = dataclasses.replace(  # the variant's config (pixelrnn-diag: layer="diagonal")
+            default_config(name), data_shape=(1, 28, 28), binarize=args.binarize
+        )
         torch.manual_seed(args.seed)
-        model = cls(config).eval()
+        model = model_class(name)(config).eval()
         fast, fast_s = timed_sample(model, args.n, args.seed, naive=False)
         naive, naive_s = timed_sample(model, args.n, args.seed, naive=True)
         row = {

@@ -29,7 +29,7 @@ from genlab.config import to_dict
 from genlab.contract import config_for_data
 from genlab.data import load_dataset
 from genlab.metrics.likelihood import negative_log_likelihood
-from genlab.registry import model_class
+from genlab.registry import default_config, model_class
 from genlab.training.loop import TrainConfig
 
 
@@ -37,7 +37,7 @@ def run_one(name: str, density: str, args: argparse.Namespace) -> dict:
     data = f"toy2d:{density}"
     train_data, test_data = load_dataset(data, "train"), load_dataset(data, "test")
     cls = model_class(name)
-    model_cfg = config_for_data(cls.Config(), train_data.spec)
+    model_cfg = config_for_data(default_config(name), train_data.spec)
     train_cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch_size,

@@ -32,7 +32,7 @@ from genlab.contract import config_for_data
 from genlab.data import load_dataset
 from genlab.metrics.digits import load_digits_extractor
 from genlab.metrics.evaluate import SampleMetricOptions, evaluate_samples
-from genlab.registry import model_class
+from genlab.registry import default_config
 
 VARIANTS = ("dcgan", "wgan", "wgan-gp", "cgan", "stylegan")
 REFERENCE = {"data": "mnist-5k", "options": {}, "split": "test"}
@@ -84,9 +84,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'real train images':<18} FID(digits) {rows[0]['fid_digits']:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants.split(","):
-            cls = model_class(variant)
             torch.manual_seed(0)
-            untrained = build_model(variant, config_for_data(cls.Config(), spec)).eval()
+            untrained = build_model(variant, config_for_data(default_config(variant), spec))
+            untrained.eval()
             out = Path(args.runs or tmp) / variant
             start = time.perf_counter()
             _, summary = train_run(variant, "mnist-5k", out, steps=args.steps, progress=False)

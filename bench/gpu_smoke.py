@@ -81,9 +81,9 @@ class Setup:
 def setup_for(name: str, args: argparse.Namespace) -> Setup:
     """The model's Config and TrainConfig at its gpu preset (or --model-configs' tiny one)."""
     from genlab.config import from_dict, to_dict
-    from genlab.contract import config_for_data, trainer_module
+    from genlab.contract import config_for_data, train_defaults, trainer_module
     from genlab.data.base import DataSpec
-    from genlab.registry import model_class
+    from genlab.registry import default_config, model_class
 
     cls = model_class(name)
     preset = getattr(cls, "presets", {}).get("gpu")
@@ -92,13 +92,13 @@ def setup_for(name: str, args: argparse.Namespace) -> Setup:
     text = "block_size" in {f.name for f in dataclasses.fields(cls.Config)}
     if text:
         block = args.block_size or preset.get("data", {}).get("options", {}).get("block_size")
-        spec = DataSpec("text", (block or cls.Config().block_size,), vocab_size=VOCAB)
+        spec = DataSpec("text", (block or default_config(name).block_size,), vocab_size=VOCAB)
     else:
         spec = DataSpec("image", args.image_shape, num_classes=CLASSES)
     changes = args.model_configs.get(name, preset.get("model_config", {}))
-    base = to_dict(config_for_data(cls.Config(), spec))
+    base = to_dict(config_for_data(default_config(name), spec))
     model_config = from_dict(cls.Config, {**base, **changes}, prefix=f"{name}.")
-    values = {**getattr(cls, "train_defaults", {}), **preset.get("train", {})}
+    values = {**train_defaults(cls, model_config), **preset.get("train", {})}
     if args.batch_size:
         values["batch_size"] = args.batch_size
     train = from_dict(trainer_module(cls).TrainConfig, values, prefix=f"{name}.train.")

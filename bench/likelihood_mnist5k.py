@@ -31,11 +31,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, train_and_load, write_json
 from genlab.config import apply_overrides, parse_overrides, to_dict
-from genlab.contract import config_for_data
+from genlab.contract import config_for_data, train_defaults
 from genlab.data import load_dataset
 from genlab.data.base import batch_inputs
 from genlab.metrics.likelihood import negative_log_likelihood
-from genlab.registry import model_class
+from genlab.registry import default_config, model_class
 from genlab.training.loop import TrainConfig
 
 
@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
     train_data = load_dataset("mnist-5k", "train+val")
     test_data = load_dataset("mnist-5k", "test")
     model_cls = model_class(args.model)
-    model_cfg = config_for_data(model_cls.Config(), train_data.spec)
+    model_cfg = config_for_data(default_config(args.model), train_data.spec)
     model_cfg = apply_overrides(model_cfg, parse_overrides(args.override))
-    train_cfg = TrainConfig(**{**model_cls.train_defaults, "device": "cpu"})
+    train_cfg = TrainConfig(**{**train_defaults(model_cls, model_cfg), "device": "cpu"})
     train_cfg = apply_overrides(train_cfg, parse_overrides(args.train))
     if args.minutes:
         steps = steps_for_minutes(model_cls, model_cfg, train_cfg, train_data, args.minutes)

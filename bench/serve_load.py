@@ -377,7 +377,7 @@ def random_text_run(name: str, folder: Path) -> Path:
     from genlab.config import to_dict
     from genlab.fileio import atomic_write_text
     from genlab.registry import model_class
-    from genlab.text.tokenizers import CharTokenizer, save_tokenizer
+    from genlab.tokenizers import CharTokenizer, save_tokenizer
     from genlab.training.checkpoint import save_weights
 
     tokenizer = CharTokenizer(string.printable)

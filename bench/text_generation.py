@@ -7,7 +7,7 @@ A GPT of the default shape, one of nanoGPT's shakespeare-char shape (the `gpu` p
 384 wide), or a trained run's model (`--run`), with `--block-size` positions,
 generates `--new-tokens` tokens after a one-token prompt, twice from the same seed: re-reading
 the whole visible context for every token (no cache) and feeding one token at a time against
-the cached keys and values. Both follow the same context window (genlab.text.generation: when
+the cached keys and values. Both follow the same context window (genlab.generation: when
 the window is full it jumps to keep the last half block), so their tokens must be identical;
 the script checks it and prints both wall times (the fastest of `--repeats` alternating runs:
 a tiny model's step is dominated by per-operation overhead and this shared machine's noise)
@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json
 from genlab.config import to_dict
-from genlab.registry import model_class
+from genlab.registry import config_from, model_class
 
 
 def timed(model, new_tokens: int, seed: int, use_cache: bool) -> tuple[torch.Tensor, float]:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
             cls = model_class(name)
             shape = cls.presets[preset]["model_config"] if preset else {}
             torch.manual_seed(args.seed)
-            config = cls.Config(**{**shape, "vocab_size": 65, "block_size": args.block_size})
+            config = config_from(name, {**shape, "vocab_size": 65, "block_size": args.block_size})
             model = cls(config).eval()
         timed(model, 8, args.seed, True)  # warm-up
         cached_times, full_times = [], []

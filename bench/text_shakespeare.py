@@ -33,11 +33,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, train_and_load, write_json
 from genlab.config import apply_overrides, parse_overrides, to_dict
-from genlab.contract import config_for_data
+from genlab.contract import config_for_data, train_defaults
 from genlab.data import load_dataset
+from genlab.generation import GenerationConfig, complete_text
 from genlab.metrics.text import language_model_metrics
-from genlab.registry import model_class
-from genlab.text.generation import GenerationConfig, complete_text
+from genlab.registry import default_config, model_class
 from genlab.training.loop import TrainConfig
 
 NANOGPT = {"val_loss": 1.886, "seconds": 138, "parameters": "0.8M", "iterations": 2000}
@@ -86,12 +86,13 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for name in args.models.split(","):
         cls = model_class(name)
-        train_cfg = TrainConfig(**{**cls.train_defaults, "device": "cpu"})
+        defaults = train_defaults(cls, default_config(name))
+        train_cfg = TrainConfig(**{**defaults, "device": "cpu"})
         train_cfg = apply_overrides(train_cfg, parse_overrides(args.train))
-        options = {"block_size": args.block_size or cls.Config().block_size}
+        options = {"block_size": args.block_size or default_config(name).block_size}
         train_data = load_dataset("tinyshakespeare", "train", **options)
         val_data = load_dataset("tinyshakespeare", "val", **options)
-        model_cfg = config_for_data(cls.Config(), train_data.spec)
+        model_cfg = config_for_data(default_config(name), train_data.spec)
         model_cfg = apply_overrides(model_cfg, parse_overrides(args.override))
         steps = train_cfg.steps
         train_cfg = dataclasses.replace(

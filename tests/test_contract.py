@@ -22,7 +22,7 @@ from genlab.contract import (
 )
 from genlab.data import load_dataset
 from genlab.data.base import batch_inputs
-from genlab.registry import MODELS, model_class
+from genlab.registry import MODELS, default_config, model_class
 from text_corpus import CORPUS
 
 TINY: dict[str, list[dict]] = {
@@ -131,7 +131,7 @@ def build(name: str, i: int, seed: int = 0):
     cls = model_class(name)
     tiny = dict(TINY[name][i])
     data = load_dataset(tiny.pop("__data__", DATA[name]), "train")
-    config = config_for_data(cls.Config(), data.spec)
+    config = config_for_data(default_config(name), data.spec)
     config = dataclasses.replace(
         config, **{k: tuple(v) if isinstance(v, list) else v for k, v in tiny.items()}
     )

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from genlab.config import from_dict, to_dict
-from genlab.contract import trainer_module
+from genlab.config import from_dict
+from genlab.contract import train_defaults, trainer_module
 from genlab.data import load_dataset
-from genlab.registry import MODELS, model_class
+from genlab.registry import MODELS, config_from, model_class
 from test_contract import DATA, TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,11 +29,11 @@ def test_every_model_has_a_valid_gpu_preset(name):
     preset = getattr(cls, "presets", {}).get("gpu")
     assert preset is not None, f"{name} has no gpu preset (genlab train {name} --preset gpu)"
     assert set(preset) <= {"model_config", "train", "data"}
-    config = from_dict(cls.Config, {**to_dict(cls.Config()), **preset.get("model_config", {})})
+    config = config_from(name, preset.get("model_config", {}))
     with torch.device("meta"):  # the architecture builds, without allocating its weights
         cls(config)
     loop = trainer_module(cls)
-    settings = {**getattr(cls, "train_defaults", {}), **preset.get("train", {})}
+    settings = {**train_defaults(cls, config), **preset.get("train", {})}
     from_dict(loop.TrainConfig, settings)  # known keys, right types, validate()
     options = preset.get("data", {}).get("options", {})
     if options:  # dataset options must be ones the model's data takes

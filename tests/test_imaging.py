@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genlab.imaging import make_grid, save_image, save_samples_figure
+from genlab.imaging import make_grid, save_image
 
 
 def test_grid_places_each_image_in_row_major_order():
@@ -25,11 +25,3 @@ def test_saved_png_round_trips_to_uint8_levels(tmp_path):
     save_image(rgb, tmp_path / "grid.png", nrow=4)
     with Image.open(tmp_path / "grid.png") as png:
         assert png.mode == "RGB"
-
-
-def test_samples_figure_by_kind(tmp_path):
-    assert save_samples_figure(torch.rand(4, 1, 6, 6), tmp_path / "a.png")
-    assert save_samples_figure(torch.randn(50, 2), tmp_path / "b.png")
-    assert not save_samples_figure(torch.randint(0, 5, (3, 7)), tmp_path / "c.png")
-    assert (tmp_path / "a.png").is_file() and (tmp_path / "b.png").is_file()
-    assert not (tmp_path / "c.png").exists()

@@ -28,7 +28,7 @@ import math
 import pytest
 import torch
 
-from genlab.contract import AdversarialModel, trainer_module
+from genlab.contract import AdversarialModel, train_defaults, trainer_module
 from genlab.training.checkpoint import EMA_WEIGHTS, WEIGHTS, RunDir, load_weights
 from test_contract import CASES, build
 
@@ -42,7 +42,7 @@ def train_few_steps(name: str, i: int, precision: str, folder) -> tuple[object, 
     loop = trainer_module(type(model))
     fields = {f.name for f in dataclasses.fields(loop.TrainConfig)}
     settings = {
-        **getattr(type(model), "train_defaults", {}),  # the model's own optimizer settings
+        **train_defaults(type(model), model.config),  # the model's own optimizer settings
         "steps": STEPS,
         "batch_size": 16,
         "log_every": 1,

@@ -13,8 +13,12 @@ __all__ = ["__version__", "evaluate", "export", "generate", "info", "load", "sam
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load", "train_run", "evaluate", "sample", "info", "generate", "export"):
+    if name in ("load", "train_run", "evaluate", "sample", "info", "export"):
         from genlab import api
 
         return getattr(api, name)
+    if name == "generate":  # any token generator's run (genlab.generation)
+        from genlab.generation import generate_run
+
+        return generate_run
     raise AttributeError(f"module 'genlab' has no attribute {name!r}")

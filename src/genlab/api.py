@@ -1,28 +1,26 @@
 """The Python API behind the CLI: train a run, load it, sample from it, evaluate it.
 
     import genlab
-    run_dir, summary = genlab.train_run("vae", "mnist-5k", "runs/vae", train_overrides={"steps": "500"})
+    run_dir, summary = genlab.train_run("vae", "mnist-5k", "runs/vae", overrides={"train.steps": "500"})
     model = genlab.load("runs/vae")            # ready to sample, in eval mode
     images = model.sample(16, generator=torch.Generator().manual_seed(0))
     genlab.evaluate("runs/vae")                # eval.json + figures in the run directory
-    text = "".join(genlab.generate("runs/gpt", "ROMEO:", max_new_tokens=100))  # language models
+    text = "".join(genlab.generate("runs/gpt", "ROMEO:", max_new_tokens=100))  # genlab.generation
 
-Only the registry and the contract are used here; no model is named.
+Orchestration only: settings come from genlab.settings, models and sources from the registry,
+and everything a model may or may not do is a Protocol of genlab.contract. No model or family
+is named here.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import dataclasses
 import datetime as _dt
-import inspect
 import json
 import math
 import os
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +30,25 @@ from torch import nn
 from genlab import __version__
 from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.contract import (
-    LikelihoodModel,
+    Exporter,
+    LatentGenerator,
+    RunAssets,
+    StyleGenerator,
     Visualizable,
     config_for_data,
     data_kinds,
+    option_fields,
+    sample_keywords,
+    sample_kind,
     trainer_module,
 )
 from genlab.errors import GenlabError
 from genlab.fileio import atomic_write_text
-from genlab.registry import model_class
+from genlab.registry import SOURCES, config_from, model_class, resolve
+from genlab.settings import Settings
+from genlab.settings import resolve as resolve_settings
 from genlab.training.checkpoint import EMA_WEIGHTS, WEIGHTS, RunDir, load_weights
 from genlab.training.loop import select_device
-
-TOKENIZER = "tokenizer.json"  # text runs: the tokenizer the model was trained with
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -63,47 +67,25 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def _data_option(text: str) -> Any:
-    """Dataset options from the command line: numbers and booleans parsed, the rest strings."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-    return value if isinstance(value, int | float) else text
-
-
-def split_overrides(
-    overrides: dict[str, str],
-) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
-    """`-o` keys: `train.X` -> TrainConfig, `data.X` -> dataset options, the rest -> the model."""
-    model, training, data = {}, {}, {}
-    for key, value in overrides.items():
-        head, _, rest = key.partition(".")
-        if head == "train" and rest:
-            training[rest] = value
-        elif head == "data" and rest:
-            data[rest] = _data_option(value)
-        else:
-            model[key] = value
-    return model, training, data
-
-
-def load_datasets(data_name: str, options: dict[str, Any], cfg: Any):
-    from genlab.data import load_dataset
-
-    train_data = load_dataset(data_name, cfg.train_split, **options)
-    val_data = load_dataset(data_name, cfg.val_split, **options) if cfg.val_split else None
-    return train_data, val_data
-
-
 def build_model(name: str, config: Any) -> nn.Module:
     cls = model_class(name)
     try:
         return cls(config)
     except (ValueError, AssertionError) as e:
         raise GenlabError(f"cannot build {name} with this config: {e}") from None
+
+
+def source_scheme(source: str | Path) -> tuple[str, str] | None:
+    """(scheme, rest) of a `SCHEME:REST` model source registered in registry.SOURCES (e.g.
+    `hf:DIR`, a local Hugging Face folder), else None (a genlab run folder)."""
+    scheme, colon, rest = str(source).partition(":")
+    return (scheme, rest) if colon and scheme in SOURCES else None
+
+
+def source_folder(source: str | Path) -> Path:
+    """The local folder a source reads: the run folder, or the folder of `SCHEME:DIR`."""
+    scheme = source_scheme(source)
+    return Path(source) if scheme is None else Path(scheme[1]).expanduser()
 
 
 # --- train ----------------------------------------------------------------------------------
@@ -125,18 +107,20 @@ def train_run(
 ) -> tuple[Path, dict[str, float]]:
     """Train (or resume) a run; returns the run directory and the final metrics.
 
-    Settings are layered, later wins: the model's `train_defaults`, the named `preset` (the
-    model class's `presets`, e.g. "gpu"), the config file, then `overrides` and steps/seed.
+    Settings are layered (genlab.settings), later wins: the model's defaults and
+    `train_defaults`, the named `preset` (e.g. "gpu"), the config file, then `overrides` and
+    steps/seed. The model's trainer module (contract.Trainer) loads the data and trains.
 
     `init_from` starts from a trained model instead of random weights (fine-tuning): a genlab
-    run directory or `hf:DIR` (a local Hugging Face GPT-2 folder). Its architecture and, for
-    text, its tokenizer are kept; `-o` may still change options that leave the weights' shapes
-    alone (e.g. dropout), and the data must fit the model (same vocabulary, windows no longer
-    than its block_size).
+    run directory or a registered source such as `hf:DIR` (a local Hugging Face GPT-2 folder).
+    Its architecture and its run assets (contract.RunAssets, e.g. a tokenizer) are kept; `-o`
+    may still change options that leave the weights' shapes alone (e.g. dropout), and the data
+    must fit the model.
 
     `fold=(k, i)`: k-fold cross-validation on the training split: fold i (of a seeded shuffle)
-    is the validation data, the other k - 1 folds train (genlab.data.base.kfold). `on_eval(step,
-    metrics)` is passed to the training loop when it takes one (genlab.tune reports through it).
+    is the validation data, the other k - 1 folds train (genlab.data.base.kfold).
+    `on_eval(step, metrics)` is called by the trainer with every evaluation (genlab.tune
+    reports and prunes through it).
 
     Everything that can be refused is checked before the run folder is made, including whether
     the model can train on the data at all (its `data_kinds`, then its loss on two training
@@ -162,35 +146,30 @@ def train_run(
                 held.enter_context(run.lock())
             setup = _resumed_setup(run, model_name, data_name, steps, overrides)
         else:
-            setup = _new_setup(
-                model_name, data_name, overrides, config_file, steps, seed, preset, init_from
-            )
-            setup.fold = fold
+            settings = resolve_settings(
+                model_name, preset=preset, config_file=config_file, overrides=overrides,
+                steps=steps, seed=seed,
+            )  # fmt: skip
+            setup = _new_setup(settings, data_name, init_from, fold)
         select_device(setup.train_cfg.device)  # a device this machine lacks: refused here too
         train_data, val_data = _training_data(setup)
         restart = resume and run.latest_checkpoint() is None  # killed before its first one
-        if resume and not restart:
-            model = build_model(model_name, setup.model_config)
-        else:
-            _check_data_kind(model_name, setup, train_data.spec)
-            if not resume:
-                setup.model_config = _new_model_config(model_name, setup, train_data.spec)
-            model = _model_for_data(model_name, setup, train_data)
+        model = _start_model(setup, train_data, fresh=not resume or restart)
         if main and not resume:
-            held.enter_context(run.create_locked(_run_config(model_name, setup, preset)))
+            held.enter_context(run.create_locked(_run_config(setup, preset)))
         if main and restart:
             from genlab.training.logging import clear_logs
 
             clear_logs(run.path)
         if main and resume and steps is not None:  # written with the next checkpoint
             run.pending_config = {**setup.saved, "train": {**setup.saved["train"], "steps": steps}}
-        _attach_tokenizer(model, train_data, run, save=main and (not resume or restart))
-        extra = {}
-        if on_eval is not None and "on_eval" in inspect.signature(setup.loop.train).parameters:
-            extra["on_eval"] = on_eval
+        if isinstance(model, RunAssets):  # e.g. the tokenizer: bound to the data, saved once
+            model.bind_data(train_data.spec)
+            if main and (not resume or restart):
+                model.save_assets(run.path)
         summary = setup.loop.train(
             model, train_data, val_data, setup.train_cfg, run,
-            resume=resume and not restart, progress=progress, **extra,
+            resume=resume and not restart, progress=progress, on_eval=on_eval,
         )  # fmt: skip
     return run.path, summary
 
@@ -199,16 +178,16 @@ def train_run(
 class _Setup:
     """What a training command resolved before its data is loaded and its model is built."""
 
+    name: str
     cls: type
-    loop: Any  # the trainer module: TrainConfig and train(...)
+    loop: Any  # the trainer module (contract.Trainer)
     train_cfg: Any
     data_name: str
     data_options: dict[str, Any]
     fold: tuple[int, int] | None = None
     model_config: Any = None  # a resumed run's; a new run's once the data is known
     saved: dict[str, Any] | None = None  # a resumed run's config.json
-    file_cfg: dict[str, Any] = dataclasses.field(default_factory=dict)  # preset + config file
-    model_over: dict[str, str] = dataclasses.field(default_factory=dict)  # -o model options
+    settings: Settings | None = None  # a new run's layered settings
     init_from: str | Path | None = None
     initial: tuple[dict[str, Any], dict] | None = None  # --init-from's (config, weights)
 
@@ -245,12 +224,13 @@ def _resumed_setup(
     if "train.device" in overrides:  # where to run is this machine's choice, not the run's
         train_cfg = dataclasses.replace(train_cfg, device=overrides["train.device"])
     data_options = saved["data"]["options"]
-    if data_options.get("tokenizer") not in (None, "char", "word", "bpe"):
-        # a ready tokenizer (e.g. --init-from's): the run keeps its own copy
-        data_options = {**data_options, "tokenizer": str(run.path / TOKENIZER)}
-    setup = _Setup(cls, loop, train_cfg, saved["data"]["name"], data_options, saved=saved)
+    if saved.get("init_from") and isinstance(cls, RunAssets):
+        # the data was read with the source's assets: the run keeps its own copy of them
+        data_options = {**data_options, **cls.data_options(run.path)}
+    setup = _Setup(saved["model"], cls, loop, train_cfg, saved["data"]["name"], data_options)
+    setup.saved = saved
     setup.fold = tuple(saved["fold"]) if saved.get("fold") else None
-    setup.model_config = from_dict(cls.Config, saved["model_config"], prefix="model_config.")
+    setup.model_config = config_from(saved["model"], saved["model_config"])
     if saved.get("init_from") and run.latest_checkpoint() is None:  # restarts from its source
         setup.init_from = saved["init_from"]
         setup.initial = _init_source(setup.init_from, model_name)[:2]
@@ -258,58 +238,41 @@ def _resumed_setup(
 
 
 def _new_setup(
-    model_name: str,
+    settings: Settings,
     data_name: str | None,
-    overrides: dict[str, str],
-    config_file: str | Path | None,
-    steps: int | None,
-    seed: int | None,
-    preset: str | None,
     init_from: str | Path | None,
+    fold: tuple[int, int] | None,
 ) -> _Setup:
-    """A new run's settings: train_defaults < preset < config file < -o, --steps, --seed."""
+    """A new run's setup from its layered settings (and --init-from's source)."""
     if not data_name:
         raise GenlabError("--data is required (e.g. --data mnist-5k; `genlab list` shows all)")
-    cls = model_class(model_name)
-    loop = trainer_module(cls)
-    file_cfg = _layered(
-        _preset(cls, model_name, preset), _read_config_file(config_file) if config_file else {}
-    )
-    model_over, train_over, data_options = split_overrides(overrides)
-    train_cfg = from_dict(
-        loop.TrainConfig,
-        {**getattr(cls, "train_defaults", {}), **file_cfg.get("train", {})},
-        prefix="train.",
-    )
-    train_cfg = apply_overrides(train_cfg, train_over, prefix="train.")
-    if steps is not None:
-        train_cfg = apply_overrides(train_cfg, {"steps": str(steps)}, prefix="train.")
-    if seed is not None:
-        train_cfg = dataclasses.replace(train_cfg, seed=seed)
-    data_options = {**file_cfg.get("data", {}).get("options", {}), **data_options}
-    setup = _Setup(cls, loop, train_cfg, data_name, data_options, file_cfg=file_cfg)
-    setup.model_over = model_over
+    setup = _Setup(
+        settings.name, settings.cls, settings.loop, settings.train, data_name,
+        dict(settings.data_options), fold=fold, settings=settings,
+    )  # fmt: skip
     if init_from is not None:
-        if file_cfg.get("model_config"):
+        if settings.file_cfg.get("model_config"):
             raise GenlabError(
                 f"--init-from takes the architecture from {init_from}; a preset or config "
                 "file may not set model_config"
             )
-        init_config, initial, tokenizer_path = _init_source(init_from, model_name)
-        if tokenizer_path is not None:
-            if "tokenizer" in data_options or "vocab_size" in data_options:
-                raise GenlabError(
-                    f"--init-from reads the text with {init_from}'s tokenizer; leave out "
-                    "data.tokenizer and data.vocab_size"
-                )
-            data_options["tokenizer"] = str(tokenizer_path.resolve())
+        init_config, initial, forced = _init_source(init_from, settings.name)
+        clash = sorted(set(forced) & set(setup.data_options))
+        if clash:
+            raise GenlabError(
+                f"--init-from reads the data as {init_from} does; leave out "
+                + " and ".join(f"data.{key}" for key in clash)
+            )
+        setup.data_options.update(forced)
         setup.init_from, setup.initial = init_from, (init_config, initial)
     return setup
 
 
 def _training_data(setup: _Setup):
-    """(train, validation) datasets; with a fold, both cut from the training split."""
-    train_data, val_data = load_datasets(setup.data_name, setup.data_options, setup.train_cfg)
+    """(train, validation) data from the trainer; with a fold, both cut from the training split."""
+    train_data, val_data = setup.loop.load_data(
+        setup.data_name, setup.data_options, setup.train_cfg
+    )
     if setup.fold is not None:
         from genlab.data.base import kfold
 
@@ -321,43 +284,47 @@ def _training_data(setup: _Setup):
     return train_data, val_data
 
 
-def _new_model_config(model_name: str, setup: _Setup, spec: Any) -> Any:
+def _start_model(setup: _Setup, train_data: Any, *, fresh: bool) -> nn.Module:
+    """The model a run trains: a resumed run's as configured (its checkpoint loads later), a
+    new (or restarted) run's checked against the data first."""
+    if not fresh:
+        return build_model(setup.name, setup.model_config)
+    _check_data_kind(setup, train_data.spec)
+    if setup.settings is not None:
+        setup.model_config = _new_model_config(setup, train_data.spec)
+    return _model_for_data(setup, train_data)
+
+
+def _new_model_config(setup: _Setup, spec: Any) -> Any:
     """The model config of a new run: the data's fields, the file's, then -o (or, with
     --init-from, the source's architecture checked against the data)."""
-    cls = setup.cls
-    if setup.initial is not None:
-        init_config, initial = setup.initial
-        model_cfg = from_dict(cls.Config, init_config, prefix="model_config.")
-        model_cfg = apply_overrides(model_cfg, setup.model_over)
-        model_cfg = _fit_to_data(model_cfg, spec, setup.init_from)
-        _check_shapes(model_name, model_cfg, initial, setup.init_from)
-        return model_cfg
-    model_cfg = config_for_data(cls.Config(), spec)
-    if setup.file_cfg.get("model_config"):
-        model_cfg = from_dict(
-            cls.Config,
-            {**to_dict(model_cfg), **setup.file_cfg["model_config"]},
-            prefix="model_config.",
-        )
-    return apply_overrides(model_cfg, setup.model_over)
+    assert setup.settings is not None
+    if setup.initial is None:
+        return setup.settings.model_config_for(spec)
+    init_config, initial = setup.initial
+    model_cfg = config_from(setup.name, init_config)
+    model_cfg = apply_overrides(model_cfg, setup.settings.model_over)
+    model_cfg = _fit_to_data(model_cfg, spec, setup.init_from)
+    _check_shapes(setup.name, model_cfg, initial, setup.init_from)
+    return model_cfg
 
 
-def _check_data_kind(model_name: str, setup: _Setup, spec: Any) -> None:
+def _check_data_kind(setup: _Setup, spec: Any) -> None:
     """A GenlabError unless the model declares the data's kind (contract.data_kinds); checked
     before the data fills the model's config, whose own complaint would be less direct."""
     kinds = data_kinds(setup.cls)
     if kinds is not None and spec.kind not in kinds:
         raise GenlabError(
-            f"{model_name} cannot train on {setup.data_name}: it models "
+            f"{setup.name} cannot train on {setup.data_name}: it models "
             f"{' or '.join(kinds)} data, and {setup.data_name} is {spec.kind} data"
         )
 
 
-def _model_for_data(model_name: str, setup: _Setup, train_data: Any) -> nn.Module:
+def _model_for_data(setup: _Setup, train_data: Any) -> nn.Module:
     """The model a run starts from at step 0, checked against the data: a GenlabError when
     its loss fails on two training examples (wrong dtype, shape, vocabulary, ...)."""
     torch.manual_seed(setup.train_cfg.seed)  # the initial weights depend on the seed only
-    model = build_model(model_name, setup.model_config)
+    model = build_model(setup.name, setup.model_config)
     if setup.initial is not None:
         try:
             model.load_state_dict(setup.initial[1], strict=True)
@@ -365,7 +332,7 @@ def _model_for_data(model_name: str, setup: _Setup, train_data: Any) -> nn.Modul
             raise GenlabError(
                 f"the weights of {setup.init_from} do not fit this config: {str(e).splitlines()[0]}"
             ) from None
-    _check_loss_on(model, f"{model_name} cannot train on {setup.data_name}", train_data)
+    _check_loss_on(model, f"{setup.name} cannot train on {setup.data_name}", train_data)
     return model
 
 
@@ -388,10 +355,10 @@ def _check_loss_on(model: nn.Module, refusal: str, data: Any) -> None:
         model.train(was_training)
 
 
-def _run_config(model_name: str, setup: _Setup, preset: str | None) -> dict[str, Any]:
+def _run_config(setup: _Setup, preset: str | None) -> dict[str, Any]:
     """config.json of a new run."""
     return {
-        "model": model_name,
+        "model": setup.name,
         "preset": preset,
         "init_from": None if setup.init_from is None else str(setup.init_from),
         "fold": None if setup.fold is None else list(setup.fold),
@@ -405,97 +372,42 @@ def _run_config(model_name: str, setup: _Setup, preset: str | None) -> dict[str,
     }
 
 
-def _attach_tokenizer(model: nn.Module, train_data: Any, run: RunDir, *, save: bool) -> None:
-    """Text: the model encodes prompts and decodes with the data's tokenizer, which a run
-    starting at step 0 saves beside its config."""
-    tokenizer = train_data.spec.extra.get("tokenizer")
-    if tokenizer is None:
-        return
-    model.tokenizer = tokenizer
-    if save:
-        from genlab.text.tokenizers import save_tokenizer
-
-        save_tokenizer(tokenizer, run.path / TOKENIZER)
-
-
-def _preset(cls: type, model_name: str, name: str | None) -> dict[str, Any]:
-    """The model's named preset ({"model_config": ..., "train": ...}), {} for none."""
-    if name is None:
-        return {}
-    presets = getattr(cls, "presets", {})
-    if name not in presets:
-        known = ", ".join(presets) or "none"
-        raise GenlabError(f"{model_name} has no preset {name!r} (presets: {known})")
-    return presets[name]
-
-
-def _layered(lower: dict[str, Any], upper: dict[str, Any]) -> dict[str, Any]:
-    """Two config-file dicts merged section by section; `upper` wins."""
-    merged = {
-        key: {**lower.get(key, {}), **upper.get(key, {})} for key in ("model_config", "train")
-    }
-    options = {
-        **lower.get("data", {}).get("options", {}),
-        **upper.get("data", {}).get("options", {}),
-    }
-    return {**merged, "data": {"options": options}}
-
-
-def _read_config_file(path: str | Path) -> dict[str, Any]:
-    from genlab.fileio import read_settings
-
-    data = read_settings(path, "config file")
-    if not isinstance(data, dict) or set(data) - {"model", "model_config", "train", "data"}:
-        raise GenlabError(
-            f"config file {path} must be a mapping with keys among model_config, train, data"
-        )
-    return data
-
-
-def _has_tokenizer(folder: Path) -> bool:
-    names = ("tokenizer.json", f"genlab_{TOKENIZER}", "vocab.json")
-    return any((folder / name).is_file() for name in names)
-
-
-def _init_source(source: str | Path, model_name: str) -> tuple[dict[str, Any], dict, Path | None]:
+def _init_source(source: str | Path, model_name: str) -> tuple[dict[str, Any], dict, dict]:
     """What `--init-from SOURCE` starts a run from: (the model config as a dict, the weights,
-    the tokenizer's path or None). SOURCE is a genlab run directory (its last checkpoint, EMA
-    weights when kept) or `hf:DIR`, a local Hugging Face GPT-2 folder."""
-    folder = hf_folder(source)
-    if folder is not None:
-        if model_name != "gpt":
-            raise GenlabError(f"an hf: folder holds a GPT-2, not a {model_name}; train gpt")
-        model = load(source)
-        tokenizer = folder if _has_tokenizer(folder) else None
-    else:
+    the data options its run assets need, e.g. the tokenizer). SOURCE is a genlab run
+    directory (its last checkpoint, EMA weights when kept) or a registered `SCHEME:REST`."""
+    if source_scheme(source) is None:
         saved = RunDir(source).read_config()
         if saved["model"] != model_name:
             raise GenlabError(f"{source} holds a {saved['model']} run, not a {model_name}")
-        model = load(source)
-        tokenizer = Path(source) / TOKENIZER if (Path(source) / TOKENIZER).is_file() else None
-    if getattr(model, "block_size", None) is not None and tokenizer is None:
-        raise GenlabError(f"{source} has no tokenizer to read the text with")
+    model = load(source)
+    if not isinstance(model, model_class(model_name)):
+        raise GenlabError(f"{source} holds a {type(model).__name__}, not a {model_name}")
+    forced = {}
+    if isinstance(model, RunAssets):  # the data must be read as the source's assets read it
+        forced = type(model).data_options(source_folder(source))
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return to_dict(model.config), state, tokenizer
+    return to_dict(model.config), state, forced
 
 
 def _fit_to_data(config: Any, spec: Any, source: str | Path) -> Any:
     """`config` (a pretrained model's) checked against the data; GenlabError naming what differs.
 
-    A language model reads windows up to its block_size, so text windows may be shorter."""
+    A Config field whose metadata says `fit="at_least"` (e.g. a language model's block_size,
+    the longest window it reads) only needs to be at least the data's value."""
     fitted = config_for_data(config, spec)
-    if spec.kind == "text" and hasattr(config, "block_size"):
-        if spec.shape[0] > config.block_size:
-            raise GenlabError(
-                f"data.block_size {spec.shape[0]} is longer than {source}'s block_size "
-                f"{config.block_size}"
-            )
-        fitted = dataclasses.replace(fitted, block_size=config.block_size)
-    differ = [
-        f"{f.name} {getattr(config, f.name)!r} (the data needs {getattr(fitted, f.name)!r})"
-        for f in dataclasses.fields(config)
-        if getattr(config, f.name) != getattr(fitted, f.name)
-    ]
+    differ = []
+    for f in dataclasses.fields(config):
+        ours, needed = getattr(config, f.name), getattr(fitted, f.name)
+        if ours == needed:
+            continue
+        if f.metadata.get("fit") == "at_least":
+            if needed > ours:
+                raise GenlabError(
+                    f"data.{f.name} {needed} is longer than {source}'s {f.name} {ours}"
+                )
+            continue
+        differ.append(f"{f.name} {ours!r} (the data needs {needed!r})")
     if differ:
         raise GenlabError(f"the data does not fit the model of {source}: {'; '.join(differ)}")
     return config
@@ -516,46 +428,37 @@ def _check_shapes(model_name: str, config: Any, state: dict, source: str | Path)
 
 
 # --- load, sample, evaluate -----------------------------------------------------------------
-def hf_folder(source: str | Path) -> Path | None:
-    """The folder of an `hf:DIR` source (a local Hugging Face model folder), else None."""
-    text = str(source)
-    return Path(text[3:]).expanduser() if text.startswith("hf:") else None
-
-
 def load(run_dir: str | Path, *, checkpoint: str = "last", ema: bool = True, device: str = "cpu"):
-    """The model of a run, weights loaded strictly (EMA weights when the run kept them).
+    """The model of a run, weights loaded strictly (EMA weights when the run kept them), with
+    its run assets (contract.RunAssets, e.g. a tokenizer).
 
-    `hf:DIR` loads a local Hugging Face GPT-2 folder as a genlab GPT instead, with the folder's
-    tokenizer when it has one (genlab.text.hf.import_gpt). `device`: auto (cuda, then mps, then
-    cpu), cpu, cuda, cuda:N or mps; one that is unknown or not on this machine is a GenlabError,
-    raised before anything is read."""
+    A registered `SCHEME:REST` source (registry.SOURCES) loads through its function instead:
+    `hf:DIR` is a local Hugging Face GPT-2 folder read as a genlab GPT, with the folder's
+    tokenizer when it has one. `device`: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or
+    mps; one that is unknown or not on this machine is a GenlabError, raised before anything is
+    read."""
     target = select_device(device)
-    folder = hf_folder(run_dir)
-    if folder is not None:
-        from genlab.text.hf import import_gpt
-        from genlab.text.tokenizers import open_tokenizer
-
-        model = import_gpt(folder)
-        if _has_tokenizer(folder):
-            model.tokenizer = open_tokenizer(folder)
-        return model.to(target).eval()
-    run = RunDir(run_dir)
-    saved = run.read_config()
-    cls = model_class(saved["model"])
-    config = from_dict(cls.Config, saved["model_config"], prefix="model_config.")
-    model = build_model(saved["model"], config)
-    folder = run.weights_folder(checkpoint)
-    path = folder / EMA_WEIGHTS if ema and (folder / EMA_WEIGHTS).is_file() else folder / WEIGHTS
-    try:
-        model.load_state_dict(load_weights(path), strict=True)
-    except RuntimeError as e:
-        raise GenlabError(
-            f"weights in {path} do not match the config: {str(e).splitlines()[0]}"
-        ) from None
-    if (run.path / TOKENIZER).is_file():
-        from genlab.text.tokenizers import load_tokenizer
-
-        model.tokenizer = load_tokenizer(run.path / TOKENIZER)
+    scheme = source_scheme(run_dir)
+    if scheme is not None:
+        model = resolve(SOURCES[scheme[0]])(scheme[1])
+        folder = source_folder(run_dir)
+    else:
+        run = RunDir(run_dir)
+        saved = run.read_config()
+        model = build_model(saved["model"], config_from(saved["model"], saved["model_config"]))
+        folder = run.weights_folder(checkpoint)
+        path = (
+            folder / EMA_WEIGHTS if ema and (folder / EMA_WEIGHTS).is_file() else folder / WEIGHTS
+        )
+        try:
+            model.load_state_dict(load_weights(path), strict=True)
+        except RuntimeError as e:
+            raise GenlabError(
+                f"weights in {path} do not match the config: {str(e).splitlines()[0]}"
+            ) from None
+        folder = run.path
+    if isinstance(model, RunAssets):
+        model.load_assets(folder)
     return model.to(target).eval()
 
 
@@ -566,22 +469,22 @@ def sample(
     *,
     seed: int = 0,
     checkpoint: str = "last",
-    label: int | None = None,
-    truncation: float | None = None,
-    temperature: float | None = None,
     device: str = "cpu",
+    **options: Any,
 ) -> Path:
-    """Draw n samples into a picture; `label` (conditional models), `truncation` (StyleGAN's
-    psi) and `temperature` (flows) are passed to `model.sample` only when given, and only to
-    models that take them. `device` is where the model runs (see `load`)."""
-    from genlab.imaging import save_samples_figure
+    """Draw n samples into a file written for their modality (contract.sample_kind: an image
+    grid, a scatter plot, text, ...). `options` are the model's sample options
+    (contract.HasSampleOptions, e.g. label, truncation, temperature); None means not given, and
+    an option the model does not take is an error. `device` is where the model runs (see
+    `load`)."""
+    from genlab.writers import write_samples
 
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}")
     out = Path(out)
     _check_writable(out)
     model = load(run_dir, checkpoint=checkpoint, device=device)
-    cond = _sample_conditions(model, labels=label, truncation=truncation, temperature=temperature)
+    cond = _sample_keywords(model, options)
     where = next(model.parameters()).device  # the resolved device
     with torch.no_grad():
         try:
@@ -591,25 +494,23 @@ def sample(
         except ValueError as e:
             raise GenlabError(f"cannot sample: {e}") from None
     try:
-        written = save_samples_figure(samples, out)
+        return write_samples(samples, out, kind=sample_kind(model), model=model)
     except OSError as e:
         raise GenlabError(f"cannot write {out}: {e.strerror}") from None
-    if not written:
-        raise GenlabError(f"this model's samples (shape {tuple(samples.shape)}) have no picture")
-    return out
 
 
-def _sample_conditions(model: nn.Module, **given: Any) -> dict[str, Any]:
-    """The keyword arguments of model.sample that were given; a GenlabError if it lacks one."""
-    accepted = inspect.signature(model.sample).parameters
-    cond = {k: v for k, v in given.items() if v is not None}
-    for key, value in cond.items():
-        if key not in accepted:
-            flag = {"labels": "--label"}.get(key, f"--{key}")
+def _sample_keywords(model: nn.Module, options: dict[str, Any]) -> dict[str, Any]:
+    """Sample options given by name -> model.sample's keywords; a one-line GenlabError naming
+    the flag for an option the model does not take or a value out of its bounds."""
+    names = {f.name for f in option_fields(model)}
+    for name, value in options.items():
+        if value is not None and name not in names:
+            flag = "--" + name.replace("_", "-")
             raise GenlabError(f"{type(model).__name__} does not take {flag}")
-        if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
-            raise GenlabError(f"--{key} must be a number >= 0, got {value}")
-    return cond
+    try:
+        return sample_keywords(model, options)
+    except ValueError as e:
+        raise GenlabError(f"--{e}") from None
 
 
 def interpolate(
@@ -632,7 +533,7 @@ def interpolate(
     is where the model runs (see `load`).
     """
     from genlab.imaging import save_gif
-    from genlab.metrics.ppl import LatentGenerator, StyleGenerator, lerp, slerp
+    from genlab.metrics.ppl import lerp, slerp
 
     for name, value, low in (
         ("walks", walks, 1),
@@ -648,6 +549,8 @@ def interpolate(
     model = load(run_dir, checkpoint=checkpoint, device=device)
     if not isinstance(model, LatentGenerator):
         raise GenlabError(f"{type(model).__name__} has no latent space to walk through")
+    if sample_kind(model) != "image":  # the frames of a GIF
+        raise GenlabError(f"{type(model).__name__} does not generate images")
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     with torch.no_grad():
         keys = [model.sample_latent(walks, generator=generator) for _ in range(keyframes)]
@@ -660,8 +563,6 @@ def interpolate(
             for i in range(frames):
                 t = torch.full((walks,), i / frames, device=a.device, dtype=a.dtype)
                 pictures.append(draw(mix(a, b, t)))  # (walks, C, H, W)
-    if pictures[0].dim() != 4:
-        raise GenlabError(f"{type(model).__name__} does not generate images")
     try:
         return save_gif(pictures, out, duration_ms=duration_ms)
     except OSError as e:
@@ -709,8 +610,7 @@ def evaluate(
     `device` is where the model (and the metrics' feature networks) run (see `load`).
     """
     from genlab.data import load_dataset
-    from genlab.metrics.likelihood import negative_log_likelihood
-    from genlab.training.loop import evaluate_loss
+    from genlab.metrics.standard import standard_metrics
 
     if metrics is not None:
         from genlab.metrics.evaluate import check_protocol, parse_metrics
@@ -723,7 +623,6 @@ def evaluate(
     run = RunDir(run_dir)
     saved = run.read_config()
     model = load(run.path, checkpoint=checkpoint, device=device)
-    where = next(model.parameters()).device  # the resolved device
     data = load_dataset(saved["data"]["name"], split, **saved["data"]["options"])
     result: dict[str, Any] = {
         "model": saved["model"],
@@ -733,39 +632,13 @@ def evaluate(
         "checkpoint": checkpoint,
         "seed": seed,
     }
-    if metrics is None and data.spec.kind == "text":  # language models: loss, ppl, bits/char
-        from genlab.metrics.text import language_model_metrics
-
-        text = language_model_metrics(model, data, batch_size=batch_size)
-        result.update({f"{split}_{k}": v for k, v in text.items()})
-    elif metrics is None:
-        loss = evaluate_loss(model, data, batch_size=batch_size, device=where, seed=seed)
-        result.update({f"{split}_{k}": v for k, v in loss.items()})
-        if isinstance(model, LikelihoodModel):
-            result.update(negative_log_likelihood(model, data, batch_size=batch_size, seed=seed))
+    if metrics is None:  # the test loss and the likelihood in the data's own units
+        result.update(standard_metrics(model, data, split, batch_size=batch_size, seed=seed))
     else:
-        from genlab.metrics.evaluate import SampleMetricOptions, evaluate_samples
-
-        options = SampleMetricOptions(
-            names,
-            n=n,
-            features=features,
-            seed=seed,
-            weights=weights,
-            download=download,
-            ppl_space=ppl_space,
-            protocol=protocol,
-        )
-        reference_id = {"data": saved["data"]["name"], "options": saved["data"]["options"]}
-        result.update(evaluate_samples(model, data, {**reference_id, "split": split}, options))
-        if (run.path / "eval.json").is_file():  # keep the numbers of earlier evaluations
-            try:
-                previous = json.loads((run.path / "eval.json").read_text())
-            except json.JSONDecodeError:
-                previous = {}
-            if isinstance(previous, dict):
-                details = {**previous.get("sample_metrics", {}), **result["sample_metrics"]}
-                result = {**previous, **result, "sample_metrics": details}
+        options = dict(n=n, features=features, seed=seed, weights=weights, download=download)
+        options.update(ppl_space=ppl_space, protocol=protocol)
+        result.update(_sample_metrics(model, data, saved, split, names, options))
+        result = _merged_with_earlier(run.path / "eval.json", result)
     from genlab.metrics.likelihood import key_definitions  # eval.json says what each key is
 
     definitions = {**result.get("definitions", {}), **key_definitions(result, split)}
@@ -781,6 +654,30 @@ def evaluate(
     }
     atomic_write_text(run.path / "eval.json", json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _sample_metrics(model, data, saved: dict, split: str, names, options: dict) -> dict:
+    """FID, KID, IS, PR, PPL of the model's samples against the run's data (metrics.evaluate)."""
+    from genlab.metrics.evaluate import SampleMetricOptions, evaluate_samples
+
+    reference_id = {"data": saved["data"]["name"], "options": saved["data"]["options"]}
+    return evaluate_samples(
+        model, data, {**reference_id, "split": split}, SampleMetricOptions(names, **options)
+    )
+
+
+def _merged_with_earlier(path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` over the numbers of an earlier eval.json at `path` (sample metrics merged)."""
+    if not path.is_file():
+        return result
+    try:
+        previous = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return result
+    if not isinstance(previous, dict):
+        return result
+    details = {**previous.get("sample_metrics", {}), **result["sample_metrics"]}
+    return {**previous, **result, "sample_metrics": details}
 
 
 def info(run_dir: str | Path) -> dict[str, Any]:
@@ -813,48 +710,18 @@ def info(run_dir: str | Path) -> dict[str, Any]:
     return out
 
 
-# --- text: generate, export -----------------------------------------------------------------
-def generate(
-    run_dir: str | Path,
-    prompt: str,
-    *,
-    checkpoint: str = "last",
-    use_cache: bool = True,
-    device: str = "cpu",
-    **settings: Any,
-) -> Iterator[str]:
-    """Stream the text a language model run generates after `prompt`, piece by piece.
-
-    `settings` are genlab.text.generation.GenerationConfig fields (max_new_tokens, temperature,
-    top_k, top_p, repetition_penalty, stop, seed); they and the prompt are checked before the
-    first piece (a prompt with characters outside a character vocabulary is an error).
-    `device` is where the model runs (see `load`).
-    """
-    from genlab.text.generation import GenerationConfig, generate_text
-
-    model = load(run_dir, checkpoint=checkpoint, device=device)
-    if not hasattr(model, "step") or getattr(model, "tokenizer", None) is None:
-        raise GenlabError(f"{run_dir} is not a language model run (no tokenizer); try sample")
-    config = GenerationConfig(**settings)  # generate_text validates it before the first piece
-    return generate_text(model, model.tokenizer, prompt, config, use_cache=use_cache)
-
-
+# --- export ---------------------------------------------------------------------------------
 def export(run_dir: str | Path, out: str | Path, *, format: str = "hf", checkpoint: str = "last"):
-    """Write a run's model in another library's format (the model's `export(folder, format)`),
-    with the run's tokenizer beside it; `out` must be new or empty."""
+    """Write a run's model in another toolkit's format (contract.Exporter: the model writes
+    itself and its run assets, e.g. a tokenizer); `out` must be new or empty."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise GenlabError(f"{out} already exists and is not empty; choose another --out")
     model = load(run_dir, checkpoint=checkpoint)
-    if not hasattr(model, "export"):
+    if not isinstance(model, Exporter):
         raise GenlabError(f"{type(model).__name__} has no export formats")
     try:
         model.export(out, format)
     except ValueError as e:
         raise GenlabError(str(e)) from None
-    if (Path(run_dir) / TOKENIZER).is_file():
-        from genlab.text.tokenizers import save_hugging_face
-
-        shutil.copyfile(Path(run_dir) / TOKENIZER, out / f"genlab_{TOKENIZER}")
-        save_hugging_face(model.tokenizer, out)  # also as transformers' AutoTokenizer reads it
     return out

@@ -1,5 +1,6 @@
-"""The `genlab` command: list, train, sample, interpolate, evaluate, fid, generate, export, serve,
-azure-score, tune, info.
+"""The `genlab` command. Core verbs: list, train, sample, interpolate, evaluate, fid, serve,
+azure-score, tune, info; the families add theirs through registry.COMMANDS (today generate and
+export), imported only when used.
 
 Bad input never shows a traceback: a GenlabError (or a usage error) is one line on stderr and
 exit code 2 (3 when training diverged). Set GENLAB_DEBUG=1 to see the traceback of an
@@ -14,9 +15,37 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+import typer.core
+import typer.main
+
+
+class _Commands(typer.core.TyperGroup):
+    """The core verbs, then the families' own (registry.COMMANDS: "module:function"), each
+    imported only when it runs or its help is shown."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from genlab.registry import COMMANDS
+
+        core = super().list_commands(ctx)
+        return core + [name for name in COMMANDS if name not in core]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from genlab.registry import COMMANDS, resolve
+
+        if name in self.commands or name not in COMMANDS:
+            return super().get_command(ctx, name)
+        target, help_text = COMMANDS[name]
+        family = typer.Typer(add_completion=False)
+        family.command(name=name, short_help=help_text)(resolve(target))
+        command = typer.main.get_command(family)
+        command.name = name
+        return command
+
 
 app = typer.Typer(
+    cls=_Commands,
     name="genlab",
     help="The generative-AI roadmap made runnable: train, sample, evaluate and inspect models.",
     no_args_is_help=True,
@@ -153,39 +182,48 @@ def train(
     _console().print(f"[green]done[/green]: {path} ({shown})")
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sample(
+    ctx: typer.Context,
     run: Annotated[Path, typer.Argument(help="run directory")],
     n: Annotated[int, typer.Option("--n", help="number of samples")] = 64,
-    out: Annotated[Path, typer.Option(help="output picture (PNG)")] = Path("samples.png"),
+    out: Annotated[Path, typer.Option(help="output file (a PNG for images)")] = Path("samples.png"),
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
-    label: Annotated[
-        int | None, typer.Option(help="class of every sample (conditional models)")
-    ] = None,
-    truncation: Annotated[
-        float | None, typer.Option(help="truncation psi in [0, 1] (StyleGAN): 1 = none")
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option(help="latent temperature (flows): z ~ N(0, T^2 I)")
-    ] = None,
     device: Device = "cpu",
 ) -> None:
-    """Draw --n samples from a trained run and save them as a picture."""
+    """Draw --n samples from a trained run and save them (a picture for images).
+
+    Any other --NAME VALUE is one of the model's sample options (its SampleOptions), e.g.
+    --label 3 (conditional models), --truncation 0.7 (StyleGAN), --temperature 0.8 (flows);
+    a model that does not take an option says so.
+    """
     from genlab.api import sample as sample_run
 
     path = sample_run(
-        run,
-        n,
-        out,
-        seed=seed,
-        checkpoint=checkpoint,
-        label=label,
-        truncation=truncation,
-        temperature=temperature,
-        device=device,
+        run, n, out, seed=seed, checkpoint=checkpoint, device=device, **_flags(ctx.args)
     )
     _console().print(f"wrote {path}")
+
+
+def _flags(args: list[str]) -> dict[str, str | bool]:
+    """`--name value`, `--name=value` and a lone `--flag` (True) -> {"name": value}."""
+    flags: dict[str, str | bool] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise _error(f"unexpected argument {arg!r}")
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            following = args[i + 1] if i + 1 < len(args) else None
+            if following is None or (following.startswith("--") and len(following) > 2):
+                value = True
+            else:
+                value, i = following, i + 1
+        flags[name.replace("-", "_")] = value
+        i += 1
+    return flags
 
 
 @app.command()
@@ -312,66 +350,6 @@ def fid(
         stats_protocol=stats_protocol,
     )
     _console().print_json(json.dumps(result))
-
-
-@app.command()
-def generate(
-    run: Annotated[
-        Path, typer.Argument(help="language model run directory, or hf:DIR (a GPT-2 folder)")
-    ],
-    prompt: Annotated[str, typer.Option(help="text to continue")] = "\n",
-    max_new_tokens: Annotated[int, typer.Option(help="tokens to generate at most")] = 300,
-    temperature: Annotated[float, typer.Option(help="0 = greedy; < 1 sharper, > 1 flatter")] = 0.8,
-    top_k: Annotated[int | None, typer.Option(help="sample among the k most likely")] = None,
-    top_p: Annotated[float | None, typer.Option(help="nucleus: smallest set with mass p")] = None,
-    repetition_penalty: Annotated[
-        float, typer.Option(help="> 1 discourages tokens already in the context")
-    ] = 1.0,
-    stop: Annotated[
-        list[str] | None, typer.Option(help="stop before this text (repeatable)")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed (default: random)")] = None,
-    cache: Annotated[
-        bool, typer.Option("--cache/--no-cache", help="KV cache / carried RNN state")
-    ] = True,
-    checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
-    device: Device = "cpu",
-) -> None:
-    """Generate text from a language model run, streamed to the terminal as it comes."""
-    from genlab.api import generate as generate_text
-
-    pieces = generate_text(
-        run,
-        prompt,
-        checkpoint=checkpoint,
-        use_cache=cache,
-        device=device,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-        stop=tuple(stop or ()),
-        seed=seed,
-    )
-    sys.stdout.write(prompt)
-    for piece in pieces:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-
-
-@app.command()
-def export(
-    run: Annotated[Path, typer.Argument(help="run directory")],
-    out: Annotated[Path, typer.Option(help="output folder (new or empty)")],
-    format: Annotated[str, typer.Option(help="hf: a Hugging Face folder (GPT -> GPT-2)")] = "hf",
-    checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
-) -> None:
-    """Export a run's model for another library (GPT: transformers.GPT2LMHeadModel)."""
-    from genlab.api import export as export_run
-
-    _console().print(f"wrote {export_run(run, out, format=format, checkpoint=checkpoint)}")
 
 
 @app.command()
@@ -502,6 +480,9 @@ def tune(
     eval_n: Annotated[int, typer.Option(help="fid/kid/is/pr: samples per evaluation")] = 2000,
 ) -> None:
     """Search MODEL's options on --data: grid, random or TPE, with pruning and workers."""
+    settings = dict(locals())  # the flags, passed on as TuneSettings fields by name
+    for name in ("model", "data", "space", "option", "out"):
+        del settings[name]
     from genlab.config import parse_overrides
     from genlab.tune import tune as run_tune
 
@@ -509,22 +490,11 @@ def tune(
         model,
         data,
         space,
-        sampler=sampler,
-        trials=trials,
-        pruner=pruner,
-        storage=storage,
-        study=study,
-        folds=folds,
-        metric=metric,
-        direction=direction,
-        steps=steps,
-        seed=seed,
-        out=out,
         fixed=parse_overrides(option or []),
-        features=features,
-        eval_n=eval_n,
+        out=out,
         console=_console(),
         live=sys.stdout.isatty(),
+        **settings,
     )
 
 

@@ -11,34 +11,42 @@ registry, never a specific model:
         # likelihood models also:
         def log_prob(self, x, *, generator=None) -> Tensor   # nats per example; exact or a bound
 
-Optional parts, each found by `isinstance` against the protocols below, never by model name:
-- Config fields `data_shape: tuple[int, ...]` and `num_classes: int` (and for text data
-  `vocab_size` and `block_size`, the window length) are filled from the dataset's DataSpec by
-  :func:`config_for_data` unless the user overrides them.
-- `prepare(x, *, generator=None)`: map data in [0, 1] to the model's data space (e.g. a
-  Bernoulli draw for binarized data). Evaluation calls it with a seeded generator so every
-  evaluation sees the same binarized test set; `loss` calls it itself with the global RNG.
-- `visualize(data, out_dir, *, generator)`: write the model's figures, return their paths.
-- `train_defaults`: a dict of TrainConfig values this model trains well with on a CPU.
-- `bound_name`: what `log_prob` returns ("exact" or e.g. "IWAE bound, k=256").
-- `trainer`: the module of the loop that trains this model ("genlab.training.loop" when absent);
-  a loop module exports `TrainConfig` and `train(model, train_data, val_data, cfg, run, ...)`.
-- `data_kinds`: the `DataSpec.kind`s the model trains on (`"image"`, `"vector"`, `"text"`), a
-  class attribute read by :func:`data_kinds`. `genlab train` refuses other data with one line
-  before it makes the run folder (absent: any kind; a loss on two examples still checks the fit).
+Optional parts, each found by `isinstance` against the protocols below, never by model name
+(docs/architecture.md lists what a new family writes):
+- Config fields the data fills (`data_shape`, `num_classes`; token data also `vocab_size` and
+  `block_size`, the window length) come from the dataset's DataSpec through
+  :func:`config_for_data` unless the user overrides them. A field whose metadata says
+  `fit="at_least"` (a language model's block_size) only needs to be at least the data's value
+  when a pretrained model is fine-tuned.
+- Class attributes: `data_kinds` (the `DataSpec.kind`s it trains on, read by :func:`data_kinds`:
+  `genlab train` refuses other data with one line before it makes the run folder);
+  `presets` (HasPresets, with "gpu"); `train_defaults` (TrainConfig values it trains well with
+  on a CPU, or `train_defaults_for(config)`, see :func:`train_defaults`); `trainer` (the module
+  of its loop, a Trainer; "genlab.training.loop" when absent); `bound_name` (what `log_prob`
+  returns: "exact" or e.g. "IWAE bound, k=256"); `sample_kind` (what `sample` returns, for a
+  model with several data kinds, see :func:`sample_kind`).
+- `prepare(x, *, generator=None)` (Preparable): map data in [0, 1] to the model's data space
+  (e.g. a Bernoulli draw for binarized data). Evaluation calls it with a seeded generator so
+  every evaluation sees the same binarized test set; `loss` calls it itself with the global RNG.
+- `visualize(data, out_dir, *, generator)` (Visualizable): write the model's figures.
 - `sample_latent(n, *, generator)` + `decode_latent(z, **cond)` (`LatentSampler`): all the
   randomness of `sample` drawn first, then a deterministic, row-by-row decoding, so that
   `sample(n, generator=g, **cond) == decode_latent(sample_latent(n, generator=g), **cond)` and
   decoding a concatenation of latents equals concatenating their decodings. The server batches
   the requests of such a model into one forward pass with each request's own seed.
 - Adversarial models (GANs, see `AdversarialModel`) hold `generator` and `discriminator` and add
-  `discriminator_loss` / `generator_loss`; their `loss` is for evaluation only.
+  `discriminator_loss` / `generator_loss` and `discriminator_won(d_loss)` (the loop's collapse
+  test); their `loss` is what the loop reports on validation data; a `CriticHook` acts after
+  every discriminator (critic) update.
+- Sample options (HasSampleOptions), token generation (TokenGenerator), files kept beside the
+  weights (RunAssets), export (Exporter), image-to-image (Translator): see each protocol.
 Image models return samples as float (B, C, H, W) in [0, 1].
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -71,6 +79,11 @@ class AdversarialModel(GenerativeModel, Protocol):
 
     def generator_loss(self, batch: Any, tricks: Any, step: int) -> dict[str, Tensor]: ...
 
+    def discriminator_won(self, d_loss: float) -> bool:
+        """The adversarial loop's collapse test: True when the discriminator loss says the
+        generator has lost for good (never for a Wasserstein critic, whose loss is unbounded)."""
+        ...
+
 
 DEFAULT_TRAINER = "genlab.training.loop"
 
@@ -80,6 +93,17 @@ def trainer_module(cls: type):
     import importlib
 
     return importlib.import_module(getattr(cls, "trainer", DEFAULT_TRAINER))
+
+
+def train_defaults(cls: type, config: Any) -> dict[str, Any]:
+    """The TrainConfig values models of class `cls` train well with on a CPU: the class's
+    `train_defaults`, or `train_defaults_for(config)` when they depend on the config (one class
+    serving several registry variants, e.g. the LSTM trains with other settings than the
+    vanilla RNN)."""
+    per_config = getattr(cls, "train_defaults_for", None)
+    if per_config is not None:
+        return dict(per_config(config))
+    return dict(getattr(cls, "train_defaults", {}))
 
 
 def data_kinds(cls: type) -> tuple[str, ...] | None:
@@ -98,6 +122,26 @@ class LatentSampler(Protocol):
 
 
 @runtime_checkable
+class LatentGenerator(Protocol):
+    """A generator with an explicit latent: z ~ p(z), images = generate(z) in [0, 1],
+    deterministic (the PPL metric and `genlab interpolate` walk through z). Unlike a
+    LatentSampler, its `sample` may draw more randomness than z (StyleGAN's noise)."""
+
+    def sample_latent(self, n: int, *, generator: Any = None) -> Tensor: ...
+
+    def generate(self, z: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class StyleGenerator(Protocol):
+    """A generator with an intermediate latent space: w = mapping(z), images = synthesis(w)."""
+
+    def mapping(self, z: Tensor) -> Tensor: ...
+
+    def synthesis(self, w: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
 class Preparable(Protocol):
     def prepare(self, x: Tensor, *, generator: Any = None) -> Tensor: ...
 
@@ -107,21 +151,233 @@ class Visualizable(Protocol):
     def visualize(self, data: Dataset, out_dir: Path, *, generator: Any) -> list[Path]: ...
 
 
+@runtime_checkable
+class TokenGenerator(Protocol):
+    """A model that generates token by token (language models; later music, chat).
+
+    `step(ids, cache)` takes (B, T) token ids and the cache of the tokens before them (None at
+    the start) and returns (logits (B, T, vocab) of the next tokens, the new cache); `block_size`
+    is the longest context it reads (None: unbounded, e.g. an RNN); `tokenizer` encodes prompts
+    and decodes what it generates (genlab.tokenizers). genlab.generation drives it."""
+
+    block_size: int | None
+    tokenizer: Any
+
+    def step(self, ids: Tensor, cache: Any = None) -> tuple[Tensor, Any]: ...
+
+
+@runtime_checkable
+class RunAssets(Protocol):
+    """Files a model keeps beside its weights in a run folder and reads back itself: a tokenizer
+    today, a MIDI vocabulary or a style image tomorrow. Shared code only calls these three:
+
+    - `bind_data(spec)`: take what the model needs from the training data's spec (a new run);
+    - `save_assets(folder)`: write them into the run folder (a new run, by the main process);
+    - `load_assets(folder)`: read them back (genlab.load, serving, --init-from); a folder
+      without them leaves the model unbound;
+    - `data_options(folder)` (a classmethod): the data options a run must read its data with
+      to fit the assets in `folder` (a text run: {"tokenizer": path}); a GenlabError when the
+      folder lacks them. `--init-from SOURCE` and the resume of such a run use it."""
+
+    def bind_data(self, spec: DataSpec) -> None: ...
+
+    def save_assets(self, folder: Path) -> None: ...
+
+    def load_assets(self, folder: Path) -> None: ...
+
+    @classmethod
+    def data_options(cls, folder: Path) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Exporter(Protocol):
+    """A model that writes itself in another toolkit's format (`genlab export RUN --format F`);
+    `export_formats` lists the formats it knows."""
+
+    export_formats: ClassVar[tuple[str, ...]]
+
+    def export(self, folder: Path, format: str) -> None: ...
+
+
+@runtime_checkable
+class Translator(Protocol):
+    """An image-to-image (or more generally x-to-y) model: `translate(x, **options)` maps a
+    batch of inputs to a batch of outputs of the model's modality (style transfer,
+    super-resolution)."""
+
+    def translate(self, x: Tensor, **options: Any) -> Tensor: ...
+
+
+@runtime_checkable
+class HasSampleOptions(Protocol):
+    """A model whose `sample` takes options beyond n and generator (a class label, StyleGAN's
+    truncation, a flow's temperature). `SampleOptions` is a dataclass of them; each field's
+    metadata may hold `help`, bounds `ge` / `le` and `keyword` (the sample() keyword when it
+    differs from the option's name, e.g. label -> labels). The CLI's flags, the server's request
+    schema and the page's form are all derived from it (see :func:`sample_options`)."""
+
+    SampleOptions: ClassVar[type]
+
+
+@runtime_checkable
+class HasPresets(Protocol):
+    """Named settings layers (`genlab train M --preset gpu`): preset name -> {"train": {...},
+    "model_config": {...}, "data": {"options": {...}}}. Every registered model has "gpu"."""
+
+    presets: ClassVar[dict[str, dict[str, Any]]]
+
+
+@runtime_checkable
+class CriticHook(Protocol):
+    """An adversarial model that must act after each discriminator (critic) update, e.g. WGAN's
+    weight clipping; the adversarial loop calls it."""
+
+    def after_discriminator_step(self) -> None: ...
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """A loop module (a model's `trainer`): it owns its data and its loop.
+
+    - `TrainConfig`: the dataclass of its settings (the `train` section of config.json);
+    - `load_data(data_name, options, cfg) -> (train, val)`: what it trains on (datasets today,
+      an environment for an RL loop);
+    - `train(model, train_data, val_data, cfg, run, *, resume, progress, on_eval)`: trains and
+      returns a summary; `on_eval(step, metrics)` is called with every evaluation it makes (the
+      tuner reports and prunes through it), and may raise to stop the run."""
+
+    TrainConfig: type
+
+    def load_data(self, data_name: str, options: dict[str, Any], cfg: Any) -> tuple[Any, Any]: ...
+
+    def train(
+        self,
+        model: Any,
+        train_data: Any,
+        val_data: Any,
+        cfg: Any,
+        run: Any,
+        *,
+        resume: bool = False,
+        progress: bool = False,
+        on_eval: Any = None,
+    ) -> dict[str, Any]: ...
+
+
+def sample_options(model: Any) -> type:
+    """The SampleOptions dataclass of a model (or class); an empty dataclass when it has none."""
+    return model.SampleOptions if isinstance(model, HasSampleOptions) else _NoOptions
+
+
+def option(
+    default: Any,
+    *,
+    help: str,
+    ge: float | None = None,
+    le: float | None = None,
+    keyword: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    serve: bool = True,
+) -> Any:
+    """A field of a model's SampleOptions: `help` for the CLI, the HTTP schema and the page;
+    bounds `ge`/`le` (numbers) or `choices` (strings) checked everywhere the option enters;
+    `keyword`: the sample() keyword when it differs from the option's name (label -> labels);
+    `serve=False`: the CLI only (e.g. a slow reference path), not offered by the server."""
+    metadata = {"help": help, "ge": ge, "le": le, "keyword": keyword, "choices": choices}
+    return dataclasses.field(default=default, metadata={**metadata, "serve": serve})
+
+
+def option_fields(model: Any, *, served: bool = False) -> list[dataclasses.Field]:
+    """The SampleOptions fields of a model (only those the server offers with `served`)."""
+    fields = dataclasses.fields(sample_options(model))
+    return [f for f in fields if f.metadata.get("serve", True) or not served]
+
+
+def sample_keywords(model: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Option values (by option name, None = not given) -> the keywords of `model.sample`,
+    each checked against its field's bounds; ValueError naming the option otherwise."""
+    fields = {f.name: f for f in option_fields(model)}
+    types = option_types(model)
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name not in fields:
+            takes = ", ".join(fields) or "none"
+            raise ValueError(f"{type(model).__name__} does not take {name} (it takes: {takes})")
+        value = _parsed(name, value, types[name])
+        meta = fields[name].metadata
+        if isinstance(value, float) and value != value:
+            raise ValueError(f"{name} must be a number, got {value}")
+        if meta.get("ge") is not None and value < meta["ge"]:
+            raise ValueError(f"{name} must be a number >= {meta['ge']}, got {value}")
+        if meta.get("le") is not None and value > meta["le"]:
+            raise ValueError(f"{name} must be a number <= {meta['le']}, got {value}")
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ValueError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+        out[meta.get("keyword") or name] = value
+    return out
+
+
+def option_types(model: Any) -> dict[str, type]:
+    """Option name -> its value type (int, float, bool or str; None stripped from `X | None`)."""
+    hints = typing.get_type_hints(sample_options(model))
+    out = {}
+    for name, hint in hints.items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        out[name] = args[0] if args else hint
+    return out
+
+
+def _parsed(name: str, value: Any, kind: type) -> Any:
+    """A command-line string (or a JSON value) as the option's type; ValueError if it is not."""
+    if isinstance(value, str) and kind is not str:
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+            return value.lower() in ("true", "1")
+        try:
+            return kind(value)
+        except ValueError:
+            raise ValueError(f"{name} must be {kind.__name__}, got {value!r}") from None
+    if isinstance(value, bool) and kind is not bool:
+        raise ValueError(f"{name} must be {kind.__name__}, got {value!r}")
+    if kind is float and isinstance(value, int):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # JSON's 3.0 is the integer 3
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def sample_kind(model: Any) -> str:
+    """The DataSpec kind of what `model.sample` returns ("image", "vector", "text", later
+    "audio", ...), which picks the sample writer and the server's encoders: the model's
+    `sample_kind` when it has one (a model that trains on several kinds reads it off its
+    config), else its only data kind."""
+    cls = model if isinstance(model, type) else type(model)
+    kind = None if isinstance(model, type) else getattr(model, "sample_kind", None)
+    if kind is not None:
+        return kind
+    kinds = data_kinds(cls)
+    if not kinds or len(kinds) > 1:
+        raise TypeError(f"{cls.__name__} must say its sample_kind")
+    return kinds[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class _NoOptions:
+    """A model whose sample takes n and a generator only."""
+
+
 C = TypeVar("C")
 
 
 def config_for_data(config: C, spec: DataSpec) -> C:
-    """Fill the data-dependent fields (`data_shape`, `num_classes`, text's `vocab_size` and
-    `block_size`) a Config declares."""
+    """`config` with the data-dependent fields it declares filled from the data's spec:
+    `spec.config_values()` (data_shape and num_classes; for token sequences also vocab_size and
+    block_size, the window length); values for fields the Config lacks are left out."""
     names = {f.name for f in dataclasses.fields(config)}
-    changes: dict[str, Any] = {}
-    if "data_shape" in names:
-        changes["data_shape"] = tuple(spec.shape)
-    if "num_classes" in names:
-        changes["num_classes"] = spec.num_classes
-    if spec.kind == "text":  # language models: the tokenizer's vocabulary and the data's window
-        if "vocab_size" in names:
-            changes["vocab_size"] = spec.vocab_size
-        if "block_size" in names:
-            changes["block_size"] = spec.shape[0]
-    return dataclasses.replace(config, **changes)
+    values = spec.config_values()
+    return dataclasses.replace(config, **{k: v for k, v in values.items() if k in names})

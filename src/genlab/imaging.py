@@ -1,4 +1,6 @@
-"""The few image operations genlab needs (no torchvision here): grids and PNG files."""
+"""The few image operations genlab needs (no torchvision here): grids, PNG files and GIFs.
+
+Writing a model's samples of any kind (images, points, text) is genlab.writers' job."""
 
 from __future__ import annotations
 
@@ -88,50 +90,3 @@ def save_gif(
         duration=duration_ms,
         loop=0,
     )
-
-
-def save_samples_figure(samples: Tensor, path: str | Path) -> bool:
-    """Write samples as a picture: images as a grid, 2-D points as a scatter plot.
-
-    Returns False (writing nothing) for samples with no natural picture, e.g. token ids.
-    """
-    samples = samples.detach().float().cpu()
-    if samples.dim() == 4:
-        save_image(samples, path)
-        return True
-    if samples.dim() == 2 and samples.shape[1] == 2:
-        scatter_plot(samples, path)
-        return True
-    return False
-
-
-def scatter_plot(
-    points: Tensor, path: str | Path, *, labels: Tensor | None = None, title: str = ""
-):
-    """A square scatter plot of (N, 2) points (coloured by `labels` if given), saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    if labels is None:
-        ax.scatter(points[:, 0].numpy(), points[:, 1].numpy(), s=4, alpha=0.7)
-    else:
-        sc = ax.scatter(
-            points[:, 0].numpy(),
-            points[:, 1].numpy(),
-            s=4,
-            c=labels.numpy(),
-            cmap="tab10",
-            alpha=0.7,
-        )
-        fig.colorbar(sc, ax=ax)
-    ax.set_aspect("equal", adjustable="datalim")
-    if title:
-        ax.set_title(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path

@@ -1,16 +1,30 @@
-"""The one explicit, lazy model registry: name -> ("module:Class", one-line description).
+"""The one explicit, lazy registry of names: models, sources, commands.
 
-Grep here to find any model. Modules are imported only when a model is asked for, so
-`genlab list` and `import genlab` stay fast and never import a family's dependencies.
+Grep here to find any model. Modules are imported only when a name is asked for, so
+`genlab list`, `genlab --help` and `import genlab` stay fast and never import a family's
+dependencies. A new family plugs in by adding its names here; shared code reaches it only
+through these dicts and the protocols of genlab.contract.
+
+- `MODELS`: name -> ("module:Class", one-line description[, Config defaults]). One class may
+  serve several names that differ in Config values only (a *variant*: "lstm" is the RNN class
+  with `cell="lstm"`); `default_config(name)` is the variant's Config, and `config_from(name,
+  saved)` reads a saved config over the variant's defaults (so runs saved before a field existed
+  still load as the variant they were).
+- `SOURCES`: scheme -> "module:function": `genlab.load("SCHEME:REST")` calls
+  `function(REST)` for a model that is not a genlab run folder (e.g. `hf:DIR`, a local Hugging
+  Face folder); the function returns the model, its `--init-from` assets folder or None.
+- `COMMANDS`: CLI verb -> ("module:function", one-line help): a family's own commands (e.g.
+  `genlab generate`), imported only when run; `genlab --help` lists them from here.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from genlab.errors import GenlabError, close_matches
 
-MODELS: dict[str, tuple[str, str]] = {
+MODELS: dict[str, tuple[str, str] | tuple[str, str, dict[str, Any]]] = {
     "vae": (
         "genlab.vae.vae:VAE",
         "Variational autoencoder (Kingma & Welling 2014): MLP or conv, Bernoulli or "
@@ -51,14 +65,16 @@ MODELS: dict[str, tuple[str, str]] = {
         "spot), gated activations, class-conditional option; fast cached sampling",
     ),
     "pixelrnn-row": (
-        "genlab.autoregressive.pixelrnn:RowPixelRNN",
+        "genlab.autoregressive.pixelrnn:PixelRNN",
         "PixelRNN with Row LSTM layers (van den Oord et al. 2016): row-by-row LSTM with 1-D "
         "input- and state-to-state convolutions, residual connections",
+        {"layer": "row"},
     ),
     "pixelrnn-diag": (
-        "genlab.autoregressive.pixelrnn:DiagonalPixelRNN",
+        "genlab.autoregressive.pixelrnn:PixelRNN",
         "PixelRNN with Diagonal BiLSTM layers (van den Oord et al. 2016): skewed input, "
         "diagonal convolutions in both directions, residual connections",
+        {"layer": "diagonal"},
     ),
     "glow": (
         "genlab.flows.glow:Glow",
@@ -71,13 +87,15 @@ MODELS: dict[str, tuple[str, str]] = {
         "causal SDPA, learned or rotary positions, weight tying; KV-cached generation",
     ),
     "lstm": (
-        "genlab.text.lstm:LSTM",
+        "genlab.text.rnn:RNN",
         "LSTM language model (Hochreiter & Schmidhuber 1997): multi-layer, dropout, weight "
         "tying; generation carries the (h, c) state",
+        {"cell": "lstm"},
     ),
     "gru": (
-        "genlab.text.gru:GRU",
+        "genlab.text.rnn:RNN",
         "GRU language model (Cho et al. 2014): multi-layer, dropout, weight tying",
+        {"cell": "gru"},
     ),
     "rnn": (
         "genlab.text.rnn:RNN",
@@ -91,16 +109,64 @@ MODELS: dict[str, tuple[str, str]] = {
 }
 
 
-def model_class(name: str) -> type:
-    """The class registered as `name`; unknown names are a GenlabError with close matches."""
+SOURCES: dict[str, str] = {
+    "hf": "genlab.text.hf:load_source",
+}
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": (
+        "genlab.text.commands:generate",
+        "Stream text from a language model run after a prompt (sampling controls, stop strings).",
+    ),
+    "export": (
+        "genlab.text.commands:export",
+        "Write a run's model in another toolkit's format (e.g. a Hugging Face GPT-2 folder).",
+    ),
+}
+
+
+def resolve(target: str) -> Any:
+    """The object a "module:attribute" string names (the module imported now)."""
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _entry(name: str) -> tuple:
     if name not in MODELS:
         raise GenlabError(
             f"unknown model {name!r}{close_matches(name, MODELS)}; `genlab list` shows them all"
         )
-    target = MODELS[name][0]
-    module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return MODELS[name]
+
+
+def model_class(name: str) -> type:
+    """The class registered as `name`; unknown names are a GenlabError with close matches."""
+    return resolve(_entry(name)[0])
+
+
+def variant_defaults(name: str) -> dict[str, Any]:
+    """The Config values that make `name` the variant it is ({} for a class's own name)."""
+    entry = _entry(name)
+    return dict(entry[2]) if len(entry) > 2 else {}
+
+
+def default_config(name: str) -> Any:
+    """The Config a new `name` model starts from: the class's defaults, then the variant's."""
+    return model_class(name).Config(**variant_defaults(name))
+
+
+def config_from(name: str, values: dict[str, Any], *, prefix: str = "model_config.") -> Any:
+    """A saved config dict (config.json's model_config, a preset's) over `name`'s defaults."""
+    from genlab.config import from_dict
+
+    return from_dict(model_class(name).Config, {**variant_defaults(name), **values}, prefix=prefix)
+
+
+def variants_of(cls: type) -> dict[str, dict[str, Any]]:
+    """Registered name -> variant defaults, for every name served by `cls`."""
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    return {name: variant_defaults(name) for name, entry in MODELS.items() if entry[0] == target}
 
 
 def list_models() -> list[tuple[str, str]]:
-    return [(name, description) for name, (_, description) in MODELS.items()]
+    return [(name, entry[1]) for name, entry in MODELS.items()]

@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
 import torch
 
 from genlab.autoregressive.base import raster_mask
-from genlab.autoregressive.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
-from genlab.autoregressive.pixelcnn import PixelCNN, PixelCNNConfig
-from genlab.autoregressive.pixelrnn import DiagonalPixelRNN, PixelRNNConfig, RowPixelRNN
+from genlab.registry import default_config, model_class
 
 TINY = {
-    "pixelcnn": (PixelCNN, PixelCNNConfig, {"hidden": 6, "blocks": 2, "head": 6}),
-    "gated-pixelcnn": (
-        GatedPixelCNN,
-        GatedPixelCNNConfig,
-        {"hidden": 6, "layers": 2, "kernel": 3, "head": 6},
-    ),
-    "pixelrnn-row": (RowPixelRNN, PixelRNNConfig, {"hidden": 6, "layers": 2, "head": 6}),
-    "pixelrnn-diag": (DiagonalPixelRNN, PixelRNNConfig, {"hidden": 6, "layers": 2, "head": 6}),
+    "pixelcnn": {"hidden": 6, "blocks": 2, "head": 6},
+    "gated-pixelcnn": {"hidden": 6, "layers": 2, "kernel": 3, "head": 6},
+    "pixelrnn-row": {"hidden": 6, "layers": 2, "head": 6},
+    "pixelrnn-diag": {"hidden": 6, "layers": 2, "head": 6},
 }
 
 
 def build(name: str, shape, **kw):
-    cls, config_cls, tiny = TINY[name]
+    config = dataclasses.replace(default_config(name), data_shape=shape, **{**TINY[name], **kw})
     torch.manual_seed(0)
-    return cls(config_cls(data_shape=shape, **{**tiny, **kw})).double().eval()
+    return model_class(name)(config).double().eval()
 
 
 def input_gradient(model, x, i, j, k):
@@ -175,3 +170,25 @@ def test_mask_types_and_colour_groups():
     # centre: R sees nothing (A) / R (B); G sees R (A) / R, G (B); B sees R, G (A) / all (B)
     assert a[:, :, 1, 1].tolist() == [[0, 0, 0], [1, 0, 0], [1, 1, 0]]
     assert b[:, :, 1, 1].tolist() == [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+
+
+@pytest.mark.parametrize("name, layer", [("pixelrnn-row", "row"), ("pixelrnn-diag", "diagonal")])
+def test_a_pixelrnn_config_saved_before_layer_existed_loads_as_its_variant(name, layer):
+    """config.json of an old run has no `layer`: the registry's variant defaults supply it, and
+    the old weights (same names) load strictly."""
+    from genlab.config import to_dict
+    from genlab.registry import config_from
+
+    model = build(name, (1, 4, 4), binarize=True)
+    saved = {k: v for k, v in to_dict(model.config).items() if k != "layer"}
+    config = config_from(name, saved)
+    assert config.layer == layer
+    rebuilt = model_class(name)(config).double()
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64).round()
+    assert torch.equal(rebuilt.eval().logits(x), model.logits(x))
+
+
+def test_an_unknown_pixelrnn_layer_is_refused():
+    with pytest.raises(ValueError, match="layer must be one of row, diagonal"):
+        build("pixelrnn-row", (1, 4, 4), layer="grid")

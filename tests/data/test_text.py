@@ -14,7 +14,7 @@ from genlab.data import dataset_spec, list_datasets, load_dataset, text
 from genlab.data.download import RemoteFile
 from genlab.data.text import TextDataset, load_text, text_source, token_ids
 from genlab.errors import GenlabError
-from genlab.text.tokenizers import CharTokenizer, Tokenizer
+from genlab.tokenizers import CharTokenizer, Tokenizer
 
 SHA = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 

@@ -12,6 +12,7 @@ from torch import nn
 from genlab.contract import config_for_data
 from genlab.data import load_dataset
 from genlab.errors import TrainingDiverged
+from genlab.gan import losses
 from genlab.gan.cgan import CGAN
 from genlab.gan.dcgan import DCGAN, upsamplings
 from genlab.gan.train import TrainConfig, train, tricks_at
@@ -173,9 +174,11 @@ class _Rigged(nn.Module):
 
     def __init__(self, d_loss: float):
         super().__init__()
-        self.config = type("C", (), {"loss": "non-saturating"})()
         self.generator, self.discriminator = nn.Linear(2, 2), nn.Linear(2, 1)
         self.d_loss = d_loss
+
+    def discriminator_won(self, d_loss):
+        return losses.collapsed("non-saturating", d_loss)
 
     def sample(self, n, *, generator=None):
         return self.generator(torch.randn(n, 2, generator=generator))
@@ -226,3 +229,59 @@ def test_bad_train_settings_are_refused():
     for bad in ({"n_critic": 0}, {"lr_d": 0.0}, {"augment": "flip"}, {"label_smoothing": 0.7}):
         with pytest.raises(ValueError):
             TrainConfig(**bad).validate()
+
+
+def test_the_loop_evaluates_on_validation_data_without_changing_training(tmp_path):
+    """With validation data the loop logs model.loss on it as val_* at every eval step and
+    reports each evaluation to on_eval (a tuner prunes any loop through it); evaluation runs
+    under a forked RNG, so the weights come out as without it."""
+    import csv
+
+    from genlab.gan.train import load_data
+
+    data, val = load_data("digits", {}, quick(val_split="val"))
+    assert val is not None and len(val) > 0
+    assert load_data("digits", {}, quick())[1] is None  # GANs default to no validation split
+    reports = []
+    model, _ = tiny(DCGAN, **TINY_IMAGE)
+    cfg = quick(eval_every=3, eval_batches=2)
+    summary = train(
+        model, data, val, cfg, RunDir(tmp_path / "val"), progress=False,
+        on_eval=lambda step, metrics: reports.append((step, metrics)),
+    )  # fmt: skip
+    assert [step for step, _ in reports] == [3, 6]
+    assert all(math.isfinite(m["val_loss"]) and "val_d_real" in m for _, m in reports)
+    assert summary["val_loss"] == reports[-1][1]["val_loss"]
+    with open(tmp_path / "val" / "metrics.csv") as f:
+        logged = [row for row in csv.DictReader(f) if row.get("val_loss")]
+    assert [int(row["step"]) for row in logged] == [3, 6]
+    plain, _ = tiny(DCGAN, **TINY_IMAGE)
+    train(plain, data, None, cfg, RunDir(tmp_path / "plain"), progress=False)
+    for (k, a), b in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("cls", [DCGAN, WGAN, WGANGP])
+def test_every_dcgan_network_model_is_a_latent_sampler_of_its_data_kind(cls):
+    from genlab.contract import LatentSampler, sample_kind
+
+    for data_name, kind in (("digits", "image"), ("toy2d:8gaussians", "vector")):
+        extra = {} if kind == "image" else {"hidden": 8, "mlp_layers": 1}
+        model, _ = tiny(cls, data_name, **TINY_IMAGE, **extra)
+        model.eval()
+        assert isinstance(model, LatentSampler) and sample_kind(model) == kind
+        z = model.sample_latent(3, generator=torch.Generator().manual_seed(1))
+        a = model.sample(3, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(model.decode_latent(z), a)
+
+
+def test_only_wgan_clips_its_critic_and_critics_never_count_as_won():
+    from genlab.contract import CriticHook
+
+    assert isinstance(tiny(WGAN, **TINY_IMAGE)[0], CriticHook)
+    assert not isinstance(tiny(WGANGP, **TINY_IMAGE)[0], CriticHook)
+    assert not isinstance(tiny(DCGAN, **TINY_IMAGE)[0], CriticHook)
+    for cls in (WGAN, WGANGP):
+        assert not tiny(cls, **TINY_IMAGE)[0].discriminator_won(0.0)
+    assert tiny(DCGAN, **TINY_IMAGE)[0].discriminator_won(1e-5)
+    assert not tiny(DCGAN, **TINY_IMAGE, loss="wasserstein")[0].discriminator_won(1e-5)

@@ -24,6 +24,8 @@ TINY = {
     "realnvp": ("toy2d:moons", ["hidden=8", "blocks=1", "couplings=4"]),
     # a language model
     "gpt": (CORPUS, ["n_layer=1", "n_head=2", "n_embd=16", "data.block_size=16"]),
+    # a registered variant ("lstm" is the class RNN with cell=lstm)
+    "lstm": (CORPUS, ["n_layer=1", "hidden=16", "n_embd=16", "data.block_size=16"]),
 }
 
 _root = Path(tempfile.mkdtemp(prefix="genlab-serve-runs-"))

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.errors import GenlabError
-from genlab.text.generation import (
+from genlab.generation import (
     GenerationConfig,
     complete_text,
     generate_ids,

@@ -3,14 +3,14 @@ generation is the same with and without the cache, Hugging Face GPT-2 export/imp
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from genlab.errors import GenlabError
+from genlab.registry import config_from, default_config, model_class
 from genlab.text.gpt import GPT, GPTConfig
-from genlab.text.gru import GRU
-from genlab.text.lstm import LSTM
-from genlab.text.rnn import RNN, RNNConfig
 
 V = 23
 
@@ -21,9 +21,8 @@ def build(name: str, **kw):
         positions = "rotary" if name == "gpt-rotary" else "learned"
         cfg = {"vocab_size": V, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 16}
         return GPT(GPTConfig(**{**cfg, "positions": positions, **kw})).eval()
-    cls = {"rnn": RNN, "gru": GRU, "lstm": LSTM}[name]
     cfg = {"vocab_size": V, "block_size": 16, "n_layer": 2, "hidden": 12, "n_embd": 12}
-    return cls(RNNConfig(**{**cfg, **kw})).eval()
+    return model_class(name)(config_from(name, {**cfg, **kw})).eval()
 
 
 NAMES = ["gpt", "gpt-rotary", "rnn", "gru", "lstm"]
@@ -106,7 +105,7 @@ def test_bad_configs_are_clear_errors():
     with pytest.raises(ValueError, match="positions must be one of"):
         GPT(GPTConfig(positions="alibi"))
     with pytest.raises(ValueError, match="tie_weights needs n_embd == hidden"):
-        LSTM(RNNConfig(hidden=32, n_embd=16))
+        model_class("lstm")(replace(default_config("lstm"), hidden=32, n_embd=16))
 
 
 # --- Hugging Face GPT-2 ---------------------------------------------------------------------
@@ -116,9 +115,7 @@ def test_export_loads_in_transformers_with_identical_logits(tmp_path):
     with torch.no_grad():  # non-trivial biases and norms, not just the init
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    from genlab.text.hf import export_gpt
-
-    export_gpt(model, tmp_path / "hf")
+    model.export(tmp_path / "hf", "hf")
     hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
     ids = torch.randint(V, (2, 16), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -144,13 +141,13 @@ def test_a_local_gpt2_folder_imports_with_identical_logits(tmp_path):
 
 
 def test_import_errors_are_clear(tmp_path):
-    from genlab.text.hf import export_gpt, import_gpt
+    from genlab.text.hf import import_gpt
 
     with pytest.raises(GenlabError, match="not a Hugging Face model folder"):
         import_gpt(tmp_path)
     with pytest.raises(GenlabError, match="GPT-2's layout"):
-        export_gpt(build("gpt-rotary"), tmp_path / "x")
-    export_gpt(build("gpt"), tmp_path / "ok")
+        build("gpt-rotary").export(tmp_path / "x", "hf")
+    build("gpt").export(tmp_path / "ok", "hf")
     (tmp_path / "ok" / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(GenlabError, match="cannot read"):
         import_gpt(tmp_path / "ok")

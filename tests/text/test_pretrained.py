@@ -11,7 +11,7 @@ import torch
 
 from genlab.data import load_dataset
 from genlab.errors import GenlabError
-from genlab.text.tokenizers import BPETokenizer, load_tokenizer, open_tokenizer
+from genlab.tokenizers import BPETokenizer, load_tokenizer, open_tokenizer
 from test_cli import assert_one_line_error, run_cli
 from text_corpus import CORPUS  # no download needed
 
@@ -57,7 +57,7 @@ def test_a_model_folders_tokenizer_opens_in_every_layout(gpt2, bpe, tmp_path):
         assert tok.vocab_size == VOCAB
         assert tok.encode(text) == bpe.encode(text)
         assert tok.decode(tok.encode(text)) == text
-    from genlab.text.tokenizers import save_tokenizer
+    from genlab.tokenizers import save_tokenizer
 
     save_tokenizer(bpe, tmp_path / "mine.json")  # genlab's own file
     assert open_tokenizer(tmp_path / "mine.json").encode(text) == bpe.encode(text)
@@ -72,7 +72,7 @@ def test_generate_reads_a_gpt2_folder_directly(gpt2, capsys):
     code, out, err = run_cli(capsys, "generate", f"hf:{gpt2['json']}", *args)
     assert code == 0, err
     from genlab.api import load
-    from genlab.text.generation import GenerationConfig, complete_text
+    from genlab.generation import GenerationConfig, complete_text
 
     model = load(f"hf:{gpt2['files']}")
     expected = complete_text(

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from genlab.errors import GenlabError
-from genlab.text.tokenizers import (
+from genlab.tokenizers import (
     BPETokenizer,
     CharTokenizer,
     Tokenizer,

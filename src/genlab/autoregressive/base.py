@@ -31,12 +31,14 @@ them with what it can cache.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.contract import option
 from genlab.data.base import batch_inputs, batch_labels
 from genlab.distributions import logistic_mixture_level_log_probs, logistic_mixture_log_prob
 
@@ -142,11 +144,30 @@ def output_head(channels: int, head: int, data_channels: int, per_value: int) ->
     )
 
 
+@dataclass(frozen=True)
+class AutoregressiveSampleOptions:
+    """What `sample` takes besides n and the generator (contract.HasSampleOptions)."""
+
+    label: int | None = option(
+        None,
+        help="the class of every sample (class-conditional models; default: the classes "
+        "cycle over the samples)",
+        ge=0,
+        keyword="labels",
+    )
+    naive: bool = option(
+        False,
+        help="run the whole network for every value (the slow reference sampler; same images)",
+        serve=False,
+    )
+
+
 class AutoregressiveImageModel(nn.Module):
     """Base of PixelCNN, Gated PixelCNN and PixelRNN: subclasses build the network and
     implement `logits(x, labels)`; `config` has `data_shape` and `binarize`."""
 
     config: Any
+    SampleOptions: ClassVar[type] = AutoregressiveSampleOptions
     data_kinds = ("image",)  # DataSpec kinds (contract.py)
 
     # --- the network's view ----------------------------------------------------------------

@@ -1,8 +1,9 @@
 """PixelRNN (van den Oord, Kalchbrenner & Kavukcuoglu 2016, "Pixel Recurrent Neural Networks").
 
-Two spatial LSTMs, each registered under its own name, both in this file:
+One model, two spatial LSTM layers, chosen by `PixelRNNConfig.layer` (registered as two names,
+`pixelrnn-row` and `pixelrnn-diag`, that differ in that field only):
 
-- **Row LSTM** (`pixelrnn-row`, Sec. 3.1) processes the image one row at a time. The gates of
+- **Row LSTM** (`layer="row"`, `pixelrnn-row`, Sec. 3.1) processes the image one row at a time. The gates of
   row i come from an input-to-state 1 x k masked convolution of row i (the current pixel's
   channels by R -> G -> B group, mask B) and a state-to-state 1 x k convolution of the hidden
   state of row i - 1:
@@ -12,7 +13,7 @@ Two spatial LSTMs, each registered under its own name, both in this file:
 
   Its receptive field is a triangle above the pixel (k = 3 widens it by one column per row).
 
-- **Diagonal BiLSTM** (`pixelrnn-diag`, Sec. 3.2) skews the input (row r shifted right by r) so
+- **Diagonal BiLSTM** (`layer="diagonal"`, `pixelrnn-diag`, Sec. 3.2) skews the input (row r shifted right by r) so
   that the two pixels a state needs, above and to the left, sit in the previous column of the
   skewed map; a column-wise LSTM with a 2 x 1 state-to-state convolution then sweeps the
   diagonals. A second LSTM sweeps the mirrored image (right to left), and its output is shifted
@@ -33,7 +34,8 @@ for training as well as sampling, where PixelCNN's convolutions see the image at
 Fast sampling: the Row LSTM carries each layer's (h, c) of the row above from one row to the
 next and, per value, recomputes one row step of each layer (the 7x7 convolution on the four rows
 it reads); the Diagonal BiLSTM runs only on the rows up to the current one (rows below cannot
-change it; its right-to-left LSTM needs the whole row, so no state is carried).
+change it; its right-to-left LSTM needs the whole row, so no state is carried). `LAYERS` holds,
+for each layer name, how to build the layer and these two ways of stepping through the rows.
 
 Deviations: CPU-sized defaults (hidden 32, 2 LSTM layers; the paper's MNIST model has 7
 Diagonal BiLSTM layers of 16 units).
@@ -41,8 +43,9 @@ Diagonal BiLSTM layers of 16 units).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -67,9 +70,12 @@ class PixelRNNConfig:
     layers: int = 2  # LSTM layers
     kernel: int = 3  # Row LSTM: width of the input- and state-to-state convolutions
     head: int = 64  # channels of the output 1x1 layer
+    layer: Literal["row", "diagonal"] = "row"  # Row LSTM or Diagonal BiLSTM (see LAYERS)
 
     def validate(self) -> None:
         validate_image_config(self, "PixelRNN", ("hidden", "layers", "head"))
+        if self.layer not in LAYERS:
+            raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {self.layer!r}")
         if self.kernel < 3 or self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd and >= 3, got {self.kernel}")
 
@@ -169,6 +175,66 @@ class DiagonalBiLSTM(nn.Module):
         return left_to_right + F.pad(right_to_left, (0, 0, 1, 0))[:, :, :-1]
 
 
+# --- the two layers and how the fast sampler steps through rows with each ---------------------
+def _row_step(model: Any, x: Tensor, row: int, states: list) -> tuple[Tensor, list]:
+    """Row `row`'s logits and every Row LSTM layer's (h, c) there, from the states of the row
+    above: the 7x7 convolution reads rows row - 3 .. row."""
+    top = max(0, row - 3)
+    h = model.inp(model.network_input(x[:, :, top : row + 1]))[:, :, -1:]
+    new_states = []
+    for lstm, residual, state in zip(model.lstms, model.residuals, states, strict=True):
+        state = state if state is not None else lstm.zero_state(h)
+        out, cell = lstm.step(h, state)
+        new_states.append((out, cell))
+        h = h + residual(out)
+    return model.shape_logits(model.head(h))[..., 0, :], new_states
+
+
+def _carried_states(model: Any, x: Tensor, row: int, previous: Any) -> list:
+    """Row LSTM: every layer's (h, c) at the row above (None at the top), carried down."""
+    if row == 0:
+        return [None] * len(model.lstms)
+    return _row_step(model, x, row - 1, previous)[1]  # row - 1 is final now
+
+
+def _logits_from_states(model: Any, x: Tensor, row: int, context: Any) -> Tensor:
+    return _row_step(model, x, row, context)[0]
+
+
+def _no_context(model: Any, x: Tensor, row: int, previous: Any) -> None:
+    return None
+
+
+def _logits_of_rows_so_far(model: Any, x: Tensor, row: int, context: Any) -> Tensor:
+    """Diagonal BiLSTM: the network on rows 0..row (rows below cannot change this one)."""
+    return model.logits(x[:, :, : row + 1])[..., -1, :]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One kind of PixelRNN layer: `build(cin, hidden, config)` makes one, and the fast sampler's
+    `row_context(model, x, row, previous)` / `row_logits(model, x, row, context)` (see
+    AutoregressiveImageModel) step through the rows with it."""
+
+    build: Callable[[int, int, PixelRNNConfig], nn.Module]
+    row_context: Callable[..., Any]
+    row_logits: Callable[..., Tensor]
+
+
+def _row_lstm(cin: int, hidden: int, config: PixelRNNConfig) -> nn.Module:
+    return RowLSTM(cin, hidden, config.kernel, config.data_shape[0])
+
+
+def _diagonal_bilstm(cin: int, hidden: int, config: PixelRNNConfig) -> nn.Module:
+    return DiagonalBiLSTM(cin, hidden, config.data_shape[0])
+
+
+LAYERS: dict[str, Layer] = {
+    "row": Layer(_row_lstm, row_context=_carried_states, row_logits=_logits_from_states),
+    "diagonal": Layer(_diagonal_bilstm, row_context=_no_context, row_logits=_logits_of_rows_so_far),
+}
+
+
 class PixelRNN(AutoregressiveImageModel):
     Config = PixelRNNConfig
     bound_name = "exact"
@@ -186,19 +252,17 @@ class PixelRNN(AutoregressiveImageModel):
             "train": {"steps": 20000, "batch_size": 64, "lr": 1e-3},
         }
     }
-    cell = "row"  # "row" | "diagonal": set by the two registered subclasses below
 
     def __init__(self, config: PixelRNNConfig):
         super().__init__()
         config.validate()
         self.config = config
+        self.layer_type = LAYERS[config.layer]
         c, h = config.data_shape[0], config.hidden
         self.inp = MaskedConv2d(c, 2 * h, 7, "A", c)
-        if self.cell == "row":
-            lstms = [RowLSTM(2 * h, h, config.kernel, c) for _ in range(config.layers)]
-        else:
-            lstms = [DiagonalBiLSTM(2 * h, h, c) for _ in range(config.layers)]
-        self.lstms = nn.ModuleList(lstms)
+        self.lstms = nn.ModuleList(
+            self.layer_type.build(2 * h, h, config) for _ in range(config.layers)
+        )
         self.residuals = nn.ModuleList(
             MaskedConv2d(h, 2 * h, 1, "B", c) for _ in range(config.layers)
         )
@@ -211,40 +275,9 @@ class PixelRNN(AutoregressiveImageModel):
             h = h + residual(lstm(h))
         return self.shape_logits(self.head(h))
 
-    # --- fast sampling ---------------------------------------------------------------------
-    def _row_step(self, x: Tensor, row: int, states: list) -> tuple[Tensor, list]:
-        """Row `row`'s logits and every Row LSTM layer's (h, c) there, from the states of the
-        row above: the 7x7 convolution reads rows row - 3 .. row."""
-        top = max(0, row - 3)
-        h = self.inp(self.network_input(x[:, :, top : row + 1]))[:, :, -1:]
-        new_states = []
-        for lstm, residual, state in zip(self.lstms, self.residuals, states, strict=True):
-            state = state if state is not None else lstm.zero_state(h)
-            out, cell = lstm.step(h, state)
-            new_states.append((out, cell))
-            h = h + residual(out)
-        return self.shape_logits(self.head(h))[..., 0, :], new_states
-
+    # --- fast sampling: the layer's way through the rows ---------------------------------------
     def row_context(self, x: Tensor, row: int, labels: Tensor | None, previous: Any) -> Any:
-        if self.cell != "row":
-            return None
-        if row == 0:
-            return [None] * len(self.lstms)
-        return self._row_step(x, row - 1, previous)[1]  # row - 1 is final now
+        return self.layer_type.row_context(self, x, row, previous)
 
     def row_logits(self, x: Tensor, row: int, context: Any, labels: Tensor | None) -> Tensor:
-        if self.cell == "row":
-            return self._row_step(x, row, context)[0]
-        return self.logits(x[:, :, : row + 1], labels)[..., -1, :]
-
-
-class RowPixelRNN(PixelRNN):
-    """PixelRNN with Row LSTM layers."""
-
-    cell = "row"
-
-
-class DiagonalPixelRNN(PixelRNN):
-    """PixelRNN with Diagonal BiLSTM layers."""
-
-    cell = "diagonal"
+        return self.layer_type.row_logits(self, x, row, context)

@@ -6,13 +6,15 @@ the resumable trainer state and a resumed run sees exactly the batches an uninte
 
 Images come out as float32 in [0, 1] with shape (B, C, H, W) (8-bit data: value / 255, so the
 model can recover the integer level as round(x * 255)); 2-D toy data as float32 (B, 2);
-labels as int64 (B,).
+token windows as int64 (B, T); labels as int64 (B,). Each dataset's `spec` (DataSpec) says what
+kind of data it holds (its Modality) and so which model-config values it implies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -20,16 +22,68 @@ from torch import Tensor
 Batch = Tensor | tuple[Tensor, ...]
 
 
+# --- modalities -------------------------------------------------------------------------------
+# The model-config fields a DataSpec can fill, each read off the spec.
+CONFIG_FIELDS: dict[str, Callable[[DataSpec], Any]] = {
+    "data_shape": lambda spec: tuple(spec.shape),
+    "num_classes": lambda spec: spec.num_classes,
+    "vocab_size": lambda spec: spec.vocab_size,
+    "block_size": lambda spec: spec.shape[0],  # token sequences: the window length T
+}
+
+
+@dataclass(frozen=True)
+class Modality:
+    """What one kind of data (`DataSpec.kind`) means to shared code.
+
+    `fields`: the model-config fields (keys of CONFIG_FIELDS) a spec of this kind fills;
+    `discrete`: its values are discrete (8-bit levels, binarized pixels, tokens), so log p(x) is
+    a probability and bits per value mean something (not so for continuous vectors);
+    `tokens`: an example is a token sequence, so a per-token perplexity means something.
+    Audio, paired images or an environment's observations are one more entry of MODALITIES
+    (and, for their samples, of genlab.writers.WRITERS).
+    """
+
+    kind: str
+    fields: tuple[str, ...]
+    discrete: bool
+    tokens: bool = False
+
+
+IMAGE = Modality("image", ("data_shape", "num_classes"), discrete=True)
+VECTOR = Modality("vector", ("data_shape", "num_classes"), discrete=False)
+TOKENS = Modality(
+    "text", ("data_shape", "num_classes", "vocab_size", "block_size"), discrete=True, tokens=True
+)
+MODALITIES: dict[str, Modality] = {m.kind: m for m in (IMAGE, VECTOR, TOKENS)}
+
+
 @dataclass(frozen=True)
 class DataSpec:
-    """What a model needs to know about its data to build itself."""
+    """What a model needs to know about its data to build itself.
 
-    kind: str  # "image" | "vector" | "text"
+    `kind` names its Modality (MODALITIES), which says which model-config fields the spec
+    fills (`config_values`) and how its values count in the likelihood metrics."""
+
+    kind: str  # a key of MODALITIES: "image" | "vector" | "text"
     shape: tuple[int, ...]  # one example: (C, H, W) for images, (D,) for vectors, (T,) for text
     num_classes: int = 0  # 0 when unlabelled
     levels: int = 256  # number of discrete levels per value for 8-bit images (0 = continuous)
     vocab_size: int = 0  # text only
-    extra: dict = field(default_factory=dict, compare=False)
+    extra: dict = field(default_factory=dict, compare=False)  # e.g. text's "tokenizer"
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODALITIES:
+            raise ValueError(f"unknown data kind {self.kind!r}; known: {', '.join(MODALITIES)}")
+
+    @property
+    def modality(self) -> Modality:
+        return MODALITIES[self.kind]
+
+    def config_values(self) -> dict[str, Any]:
+        """The model-config values this data implies, by field name (genlab.contract's
+        `config_for_data` keeps those a Config declares)."""
+        return {name: CONFIG_FIELDS[name](self) for name in self.modality.fields}
 
 
 @runtime_checkable

@@ -46,7 +46,7 @@ from genlab.data.download import RemoteFile, cache_dir, fetch
 from genlab.data.options import choice_option, int_option
 from genlab.data.splits import one_split
 from genlab.errors import GenlabError, close_matches
-from genlab.text.tokenizers import (
+from genlab.tokenizers import (
     KINDS,
     WHITESPACE,
     CharTokenizer,
@@ -203,12 +203,21 @@ def _last_cut(text: str, start: int) -> int:
     return 0
 
 
+# How the text is cut into chunks that a tokenizer kind encodes one by one, exactly as it would
+# encode the whole: a character is never split, a word or BPE pre-token never spans a
+# non-space/space boundary.
+CHUNKING: dict[str, Callable[[Iterable[str]], Iterable[str]]] = {
+    "char": lambda chunks: chunks,
+    "word": _cut_at_whitespace,
+    "bpe": _cut_at_whitespace,
+}
+
+
 def text_chunks(
     source: TextSource, start: int, stop: int, *, kind: str, chunk_bytes: int = CHUNK_BYTES
 ) -> Iterator[str]:
     """Characters [start, stop) of `source` in chunks that `kind` can encode one by one."""
-    chunks = _char_range(_read_pieces(source, chunk_bytes), start, stop)
-    return chunks if kind == "char" else _cut_at_whitespace(chunks)
+    return iter(CHUNKING[kind](_char_range(_read_pieces(source, chunk_bytes), start, stop)))
 
 
 def _scan(source: TextSource, chunk_bytes: int, *, collect: bool) -> tuple[int, set[str]]:
@@ -219,6 +228,32 @@ def _scan(source: TextSource, chunk_bytes: int, *, collect: bool) -> tuple[int, 
         if collect:
             seen.update(piece)
     return length, seen
+
+
+def _char_vocabulary(
+    source: TextSource, kind: str, size: int | None, chunk_bytes: int
+) -> tuple[Tokenizer, int]:
+    """char: every character of the whole text, so that val never meets an unknown one (one
+    pass, which also counts the characters)."""
+    length, chars = _scan(source, chunk_bytes, collect=True)
+    return CharTokenizer("".join(chars)), length
+
+
+def _trained_on_train_part(
+    source: TextSource, kind: str, size: int | None, chunk_bytes: int
+) -> tuple[Tokenizer, int]:
+    """word, bpe: trained on the train part only, so nothing leaks from val."""
+    length, _ = _scan(source, chunk_bytes, collect=False)
+    train = text_chunks(source, 0, _cut(length), kind=kind, chunk_bytes=chunk_bytes)
+    return train_tokenizer(kind, train, size), length
+
+
+# tokenizer kind -> (source, kind, vocab_size, chunk_bytes) -> (tokenizer, characters in the text)
+TOKENIZER_BUILDERS: dict[str, Callable[..., tuple[Tokenizer, int]]] = {
+    "char": _char_vocabulary,
+    "word": _trained_on_train_part,
+    "bpe": _trained_on_train_part,
+}
 
 
 def token_ids(
@@ -253,12 +288,7 @@ def token_ids(
             )
         kind, size, tok = tokenizer.kind, None, tokenizer
     if tok is None:
-        length, chars = _scan(source, chunk_bytes, collect=kind == "char")
-        if kind == "char":
-            tok = CharTokenizer("".join(chars))
-        else:  # trained on the train part only
-            train = text_chunks(source, 0, _cut(length), kind=kind, chunk_bytes=chunk_bytes)
-            tok = train_tokenizer(kind, train, size)
+        tok, length = TOKENIZER_BUILDERS[kind](source, kind, size, chunk_bytes)
         described = json.dumps(tok.to_dict(), ensure_ascii=False).encode("utf-8")
         _write_atomically(tokenizer_name, lambda f: f.write(described))
 
@@ -419,7 +449,7 @@ def _options(
     """The boundary checks every text loader shares: (split, tokenizer, vocab_size, block_size).
 
     `tokenizer` is a kind to train, or a path to a ready one (a file or a model folder: see
-    genlab.text.tokenizers.open_tokenizer)."""
+    genlab.tokenizers.open_tokenizer)."""
     split = one_split(split)
     block_size = int_option("block_size", block_size, minimum=1)
     if isinstance(tokenizer, str) and tokenizer not in KINDS and _looks_like_path(tokenizer):

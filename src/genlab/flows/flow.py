@@ -31,13 +31,15 @@ Vectors (toy2d) are continuous data: `log_prob` is the exact density in nats, no
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.contract import option
 from genlab.data.base import Dataset, batch_inputs
 from genlab.flows.layers import (
     AffineCoupling,
@@ -113,12 +115,26 @@ class VariationalDequantizer(nn.Module):
         return u, standard_normal_log_prob(eps) - logdet
 
 
+@dataclass(frozen=True)
+class FlowSampleOptions:
+    """What `sample` takes besides n and the generator (contract.HasSampleOptions)."""
+
+    temperature: float = option(
+        1.0, help="T: samples are decode(T eps), eps ~ N(0, I); below 1 for cleaner images", ge=0
+    )
+
+
 class Flow(nn.Module):
     """Base of RealNVP and Glow: subclasses set `config`, `image` and build their layers."""
 
     config: Any
     image: bool
     data_kinds = ("image", "vector")  # DataSpec kinds (contract.py): RealNVP models vectors
+    SampleOptions: ClassVar[type] = FlowSampleOptions
+
+    @property
+    def sample_kind(self) -> str:  # contract.sample_kind: it trains on images and vectors
+        return "vector" if len(self.config.data_shape) == 1 else "image"
 
     def _build_dequantizer(self) -> None:
         cfg = self.config

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.contract import option
 from genlab.data.base import batch_inputs, batch_labels
 from genlab.gan import losses
 from genlab.gan.dcgan import (
@@ -38,7 +39,10 @@ from genlab.gan.dcgan import (
     build_discriminator,
     build_generator,
     check_data_shape,
+    data_kind,
     dcgan_init,
+    device_of,
+    normal_latent,
     to_data_space,
     to_model_space,
 )
@@ -104,8 +108,21 @@ class ConditionalDiscriminator(nn.Module):
         return self.net.head(phi).squeeze(1) + (self.embed(y) * phi).sum(1)  # eq. 3
 
 
+@dataclass(frozen=True)
+class CGANSampleOptions:
+    """What `sample` takes besides n and the generator (contract.HasSampleOptions)."""
+
+    label: int | None = option(
+        None,
+        help="the class of every sample (default: the classes cycle over the samples)",
+        ge=0,
+        keyword="labels",
+    )
+
+
 class CGAN(nn.Module):
     Config = CGANConfig
+    SampleOptions: ClassVar[type] = CGANSampleOptions
     trainer = "genlab.gan.train"
     data_kinds = ("image", "vector")  # DataSpec kinds (contract.py): MLPs for vectors
     train_defaults: ClassVar[dict[str, Any]] = {
@@ -127,6 +144,10 @@ class CGAN(nn.Module):
         self.discriminator = ConditionalDiscriminator(config)
         dcgan_init(self)
 
+    @property
+    def sample_kind(self) -> str:  # contract.sample_kind: it trains on images and vectors
+        return data_kind(self.config.data_shape)
+
     # --- sampling -----------------------------------------------------------------------------
     def labels_for(self, n: int, labels: Any = None) -> Tensor:
         """None -> 0, 1, ..., K-1, 0, ...; an int -> n copies; a sequence -> itself (length n)."""
@@ -143,8 +164,7 @@ class CGAN(nn.Module):
         return y
 
     def sample_latent(self, n: int, *, generator: Any = None) -> Tensor:
-        device = next(self.parameters()).device
-        return torch.randn(n, self.config.z_dim, generator=generator, device=device)
+        return normal_latent(n, self.config.z_dim, generator, device_of(self.generator))
 
     def generate(self, z: Tensor, labels: Any = None) -> Tensor:
         """Images of z for `labels` (default: classes cycling over the rows)."""
@@ -185,6 +205,10 @@ class CGAN(nn.Module):
             "loss": losses.generator_loss(self.config.loss, self.discriminator(tricks(fake), y))
         }
 
+    def discriminator_won(self, d_loss: float) -> bool:
+        """D's loss ~0 (the loop's collapse test; never for the wasserstein loss)."""
+        return losses.collapsed(self.config.loss, d_loss)
+
     def loss(self, batch: Any) -> dict[str, Tensor]:
         real, y = self._labelled(batch)
         fake = self.generator(self.sample_latent(len(real)), y)
@@ -194,18 +218,18 @@ class CGAN(nn.Module):
     # --- figures ------------------------------------------------------------------------------
     @torch.no_grad()
     def visualize(self, data: Any, out_dir: Path, *, generator: Any) -> list[Path]:
-        """A class grid: row k holds 10 samples of class k (one z per column)."""
-        from genlab.imaging import save_samples_figure
+        """A class grid: row k holds 10 samples of class k (one z per column); for vectors, a
+        scatter plot of them all."""
+        from genlab.imaging import save_image
+        from genlab.writers import write_samples
 
         k, columns = self.config.num_classes, 10
         z = self.sample_latent(columns, generator=generator).repeat(k, 1)  # (K * 10, z_dim)
         labels = torch.arange(k).repeat_interleave(columns)
         samples = self.generate(z, labels)
         path = Path(out_dir) / "class_grid.png"
-        if samples.dim() == 4:
-            from genlab.imaging import save_image
-
+        if self.sample_kind == "image":
             save_image(samples, path, nrow=columns, scale=2)
         else:
-            save_samples_figure(samples, path)
+            write_samples(samples, path, kind=self.sample_kind)
         return [path]

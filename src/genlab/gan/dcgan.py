@@ -15,6 +15,10 @@ uses a sigmoid; here D returns the logit and the loss applies it, which is the s
 computed stably). For 2-D toy data (data_shape (2,)) both networks are MLPs, the usual test bed
 for mode collapse on 8 Gaussians.
 
+WGAN, WGAN-GP and the conditional GAN hold these networks too: each builds its players with
+`build_generator` / `build_discriminator` (and `dcgan_init`) and samples with `normal_latent` /
+`to_data_space`; none inherits from DCGAN.
+
 Deviation: widths are set for a 2-core CPU (base width 64 at 28x28) rather than the paper's
 1024-channel 64x64 generator.
 """
@@ -83,6 +87,15 @@ def to_model_space(x: Tensor, data_shape: tuple[int, ...]) -> Tensor:
 
 def to_data_space(x: Tensor, data_shape: tuple[int, ...]) -> Tensor:
     return ((x + 1) / 2).clamp(0, 1) if len(data_shape) == 3 else x
+
+
+def data_kind(data_shape: tuple[int, ...]) -> str:
+    """The DataSpec kind a GAN of this data shape samples: (D,) vectors or (C, H, W) images."""
+    return "vector" if len(data_shape) == 1 else "image"
+
+
+def device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def normal_latent(n: int, z_dim: int, generator: Any, device: torch.device) -> Tensor:
@@ -242,7 +255,33 @@ GPU_PRESET = {  # wider nets, bigger batches, longer runs: genlab train ... --pr
 
 
 # --- the model --------------------------------------------------------------------------------
-class DCGAN(nn.Module):
+class NormalLatentSampling:
+    """The sampling DCGAN, WGAN and WGAN-GP share (a mixin for the models that hold a
+    `generator` network and a config with `z_dim` and `data_shape`): z ~ N(0, I), decoded row
+    by row, so each is a contract.LatentSampler (the server batches it) and a LatentGenerator
+    (interpolation, PPL); `sample_kind` follows the data it was built for (images or vectors)."""
+
+    config: Any
+    generator: nn.Module
+
+    @property
+    def sample_kind(self) -> str:  # contract.sample_kind: it trains on images and vectors
+        return data_kind(self.config.data_shape)
+
+    def sample_latent(self, n: int, *, generator: Any = None) -> Tensor:
+        return normal_latent(n, self.config.z_dim, generator, device_of(self.generator))
+
+    def decode_latent(self, z: Tensor) -> Tensor:
+        return to_data_space(self.generator(z), self.config.data_shape)
+
+    def generate(self, z: Tensor) -> Tensor:
+        return self.decode_latent(z)
+
+    def sample(self, n: int, *, generator: Any = None) -> Tensor:
+        return self.decode_latent(self.sample_latent(n, generator=generator))
+
+
+class DCGAN(NormalLatentSampling, nn.Module):
     Config = DCGANConfig
     trainer = "genlab.gan.train"
     data_kinds = ("image", "vector")  # DataSpec kinds (contract.py): MLPs for vectors
@@ -265,23 +304,6 @@ class DCGAN(nn.Module):
         self.generator = build_generator(config)
         self.discriminator = build_discriminator(config)
         dcgan_init(self)
-
-    # --- sampling (the PPL / interpolation hooks) ---------------------------------------------
-    def sample_latent(self, n: int, *, generator: Any = None) -> Tensor:
-        return normal_latent(n, self.config.z_dim, generator, self.generator_device)
-
-    def generate(self, z: Tensor) -> Tensor:
-        return to_data_space(self.generator(z), self.config.data_shape)
-
-    def sample(self, n: int, *, generator: Any = None) -> Tensor:
-        return self.generate(self.sample_latent(n, generator=generator))
-
-    def decode_latent(self, z: Tensor) -> Tensor:  # the contract's LatentSampler
-        return self.generate(z)
-
-    @property
-    def generator_device(self) -> torch.device:
-        return next(self.generator.parameters()).device
 
     # --- the adversarial losses ---------------------------------------------------------------
     def discriminator_loss(self, batch: Any, tricks: Tricks, step: int) -> dict[str, Tensor]:
@@ -308,6 +330,10 @@ class DCGAN(nn.Module):
         fake = self.generator(self.sample_latent(len(batch_inputs(batch))))
         f_logits = self.discriminator(tricks(fake))
         return {"loss": losses.generator_loss(self.config.loss, f_logits)}
+
+    def discriminator_won(self, d_loss: float) -> bool:
+        """D's loss ~0 (the loop's collapse test; never for the wasserstein loss)."""
+        return losses.collapsed(self.config.loss, d_loss)
 
     def loss(self, batch: Any) -> dict[str, Tensor]:
         """Evaluation: D and G losses on a batch and fresh fakes (no penalties, no tricks)."""

@@ -87,6 +87,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.contract import option
 from genlab.data.base import Batch, Dataset, batch_inputs
 from genlab.gan import losses
 from genlab.gan.losses import Tricks
@@ -504,8 +505,23 @@ class StyleGANConfig:
 GPU = {"z_dim": 512, "w_dim": 512, "mapping_layers": 8, "channel_base": 8192, "channel_max": 256}
 
 
+@dataclass(frozen=True)
+class StyleGANSampleOptions:
+    """What `sample` takes besides n and the generator (contract.HasSampleOptions)."""
+
+    truncation: float = option(
+        1.0, help="psi of the truncation trick: 1 = off, 0 = the mean-W image", ge=0
+    )
+    noise: str = option(
+        "random",
+        help="per-layer noise: random (fresh), const (the model's fixed noise) or none",
+        choices=NOISE_MODES,
+    )
+
+
 class StyleGAN(nn.Module):
     Config: ClassVar[type] = StyleGANConfig
+    SampleOptions: ClassVar[type] = StyleGANSampleOptions
     trainer: ClassVar[str] = "genlab.gan.train"
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)  # DataSpec kinds (contract.py)
     # StyleGAN2's optimizer (Adam lr 0.0025, betas (0, 0.99)) and its 10k-image EMA half-life.
@@ -650,6 +666,10 @@ class StyleGAN(nn.Module):
             out["loss"] = out["loss"] + cfg.pl_weight * pl * cfg.pl_every
             out["pl"] = pl.detach()
         return out
+
+    def discriminator_won(self, d_loss: float) -> bool:
+        """D's loss ~0 (the loop's collapse test; never for the wasserstein loss)."""
+        return losses.collapsed(self.config.loss, d_loss)
 
     def path_length_penalty(self, n: int) -> Tensor:
         """(||J_w^T y|| - a)^2 averaged over n fakes, y ~ N(0, I) / sqrt(H W); updates a."""

@@ -12,8 +12,9 @@ generator step with RMSprop (lr 5e-5), since momentum-based optimizers were unst
 clipping in the paper. -L_D, the critic's estimate of W, is logged as `d_real - d_fake`
 and should fall as training proceeds: the paper's "meaningful loss curve".
 
-Networks: the DCGAN ones (genlab.gan.dcgan), as in the paper's experiments; the critic's output
-is the raw score (no sigmoid).
+Networks: the DCGAN ones (genlab.gan.dcgan, built and held here), as in the paper's experiments;
+the critic's output is the raw score (no sigmoid). The clipping is the model's
+`after_discriminator_step` (contract.CriticHook), which the adversarial loop calls.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from torch import Tensor, nn
 from genlab.data.base import batch_inputs
 from genlab.gan import losses
 from genlab.gan.dcgan import (
-    DCGAN,
     GPU_PRESET,
+    NormalLatentSampling,
     build_discriminator,
     build_generator,
     check_data_shape,
@@ -57,21 +58,27 @@ class WGANConfig:
         if not self.clip > 0:
             raise ValueError(f"clip must be > 0, got {self.clip}")
 
-    @property
-    def loss(self) -> str:
-        return "wasserstein"
+
+# --- what WGAN-GP shares: the Wasserstein generator loss and evaluation ----------------------
+def wasserstein_generator_loss(model: Any, batch: Any, tricks: Tricks) -> dict[str, Tensor]:
+    """L_G = -E[f(G(z))] for a model holding `generator` and the critic `discriminator`."""
+    fake = model.generator(model.sample_latent(len(batch_inputs(batch))))
+    return {"loss": -model.discriminator(tricks(fake)).mean()}
 
 
-class WGAN(nn.Module):
+def wasserstein_evaluation(model: Any, batch: Any) -> dict[str, Tensor]:
+    """The evaluation losses (`loss(batch)`) of a Wasserstein GAN: no penalty, no tricks."""
+    real = to_model_space(batch_inputs(batch), model.config.data_shape)
+    fake = model.generator(model.sample_latent(len(real)))
+    return losses.evaluation_losses(
+        "wasserstein", model.discriminator(real), model.discriminator(fake)
+    )
+
+
+class WGAN(NormalLatentSampling, nn.Module):
     Config = WGANConfig
     trainer = "genlab.gan.train"
     data_kinds = ("image", "vector")  # DataSpec kinds (contract.py): MLPs for vectors
-    # sampling is DCGAN's, unchanged (z ~ N(0, I), images back to [0, 1])
-    sample_latent = DCGAN.sample_latent
-    generate = DCGAN.generate
-    decode_latent = DCGAN.decode_latent
-    sample = DCGAN.sample
-    generator_device = DCGAN.generator_device
     train_defaults: ClassVar[dict[str, Any]] = {
         "steps": 2500,  # mnist-5k: 9.6 minutes on 2 CPU threads (docs/benchmarks.md)
         "batch_size": 64,
@@ -93,11 +100,16 @@ class WGAN(nn.Module):
         dcgan_init(self)
         self.after_discriminator_step()
 
+    # --- the adversarial game -----------------------------------------------------------------
     @torch.no_grad()
-    def after_discriminator_step(self) -> None:
+    def after_discriminator_step(self) -> None:  # contract.CriticHook
         """w <- clip(w, -c, c) for every critic parameter (Algorithm 1, line 7)."""
         for p in self.discriminator.parameters():
             p.clamp_(-self.config.clip, self.config.clip)
+
+    def discriminator_won(self, d_loss: float) -> bool:
+        """Never: a critic's loss has no floor, so ~0 says nothing about who wins."""
+        return False
 
     def discriminator_loss(self, batch: Any, tricks: Tricks, step: int) -> dict[str, Tensor]:
         real = to_model_space(batch_inputs(batch), self.config.data_shape)
@@ -112,12 +124,7 @@ class WGAN(nn.Module):
         }
 
     def generator_loss(self, batch: Any, tricks: Tricks, step: int) -> dict[str, Tensor]:
-        fake = self.generator(self.sample_latent(len(batch_inputs(batch))))
-        return {"loss": -self.discriminator(tricks(fake)).mean()}
+        return wasserstein_generator_loss(self, batch, tricks)
 
     def loss(self, batch: Any) -> dict[str, Tensor]:
-        real = to_model_space(batch_inputs(batch), self.config.data_shape)
-        fake = self.generator(self.sample_latent(len(real)))
-        return losses.evaluation_losses(
-            "wasserstein", self.discriminator(real), self.discriminator(fake)
-        )
+        return wasserstein_evaluation(self, batch)

@@ -13,7 +13,8 @@ example, so the critic must not use batch norm (it couples the examples of a bat
 recommends layer normalisation, which d_norm="layer" gives (GroupNorm with one group).
 The penalty itself is genlab.gan.losses.gradient_penalty.
 
-Networks: the DCGAN ones (genlab.gan.dcgan), critic without batch norm, raw score output.
+Networks: the DCGAN ones (genlab.gan.dcgan, built and held here), critic without batch norm,
+raw score output; the generator loss and the evaluation losses are WGAN's (genlab.gan.wgan).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from torch import Tensor, nn
 from genlab.data.base import batch_inputs
 from genlab.gan import losses
 from genlab.gan.dcgan import (
-    DCGAN,
     GPU_PRESET,
+    NormalLatentSampling,
     build_discriminator,
     build_generator,
     check_data_shape,
@@ -36,7 +37,7 @@ from genlab.gan.dcgan import (
     to_model_space,
 )
 from genlab.gan.losses import Tricks
-from genlab.gan.wgan import WGAN
+from genlab.gan.wgan import wasserstein_evaluation, wasserstein_generator_loss
 
 
 @dataclass
@@ -60,23 +61,11 @@ class WGANGPConfig:
         if self.gp_weight < 0:
             raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight}")
 
-    @property
-    def loss(self) -> str:
-        return "wasserstein"
 
-
-class WGANGP(nn.Module):
+class WGANGP(NormalLatentSampling, nn.Module):
     Config = WGANGPConfig
     trainer = "genlab.gan.train"
     data_kinds = ("image", "vector")  # DataSpec kinds (contract.py): MLPs for vectors
-    # sampling is DCGAN's, unchanged (z ~ N(0, I), images back to [0, 1])
-    sample_latent = DCGAN.sample_latent
-    generate = DCGAN.generate
-    sample = DCGAN.sample
-    generator_device = DCGAN.generator_device
-    # the Wasserstein generator loss -E[D(G(z))] and the evaluation losses are WGAN's
-    generator_loss = WGAN.generator_loss
-    loss = WGAN.loss
     train_defaults: ClassVar[dict[str, Any]] = {
         "steps": 1500,  # mnist-5k: 9.1 minutes on 2 CPU threads (docs/benchmarks.md)
         "batch_size": 64,
@@ -97,6 +86,11 @@ class WGANGP(nn.Module):
         self.discriminator = build_discriminator(config)  # the critic D
         dcgan_init(self)
 
+    # --- the adversarial game -----------------------------------------------------------------
+    def discriminator_won(self, d_loss: float) -> bool:
+        """Never: a critic's loss has no floor, so ~0 says nothing about who wins."""
+        return False
+
     def discriminator_loss(self, batch: Any, tricks: Tricks, step: int) -> dict[str, Tensor]:
         real = to_model_space(batch_inputs(batch), self.config.data_shape)
         with torch.no_grad():
@@ -110,3 +104,9 @@ class WGANGP(nn.Module):
             "d_fake": d_fake.detach().mean(),
             "gp": gp.detach(),
         }
+
+    def generator_loss(self, batch: Any, tricks: Tricks, step: int) -> dict[str, Tensor]:
+        return wasserstein_generator_loss(self, batch, tricks)
+
+    def loss(self, batch: Any) -> dict[str, Tensor]:
+        return wasserstein_evaluation(self, batch)

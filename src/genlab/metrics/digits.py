@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.data.base import IMAGE
 from genlab.errors import GenlabError
 from genlab.metrics.imageops import quantize_uint8, resize_bilinear_tf1, to_grey
 from genlab.metrics.weights import ResolvedWeights, describe, file_sha256, weights_cache
@@ -108,7 +109,7 @@ def _split(config: DigitsConfig, split: str) -> tuple[Tensor, Tensor]:
     from genlab.data import batch_labels, load_dataset
 
     data = load_dataset(config.dataset, split)
-    if data.spec.kind != "image" or tuple(data.spec.shape) != (1, IMAGE_SIZE, IMAGE_SIZE):
+    if data.spec.modality is not IMAGE or tuple(data.spec.shape) != (1, IMAGE_SIZE, IMAGE_SIZE):
         raise GenlabError(f"the digit classifier trains on 1x28x28 digits, not {config.dataset}")
     batch = data.batch(torch.arange(len(data)))
     labels = batch_labels(batch)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genlab.contract import LatentGenerator
 from genlab.errors import GenlabError, close_matches
 from genlab.metrics.features import (
     FeatureExtractor,
@@ -56,7 +57,6 @@ from genlab.metrics.fid import (
 )
 from genlab.metrics.weights import cache_dir
 
-METRICS = ("fid", "kid", "is", "pr", "ppl")
 FEATURE_SETS = ("inception", "digits")
 
 
@@ -286,18 +286,198 @@ def _ppl(model: Any, features: str, main: FeatureExtractor, options: SampleMetri
     return {**result, "distance": described}
 
 
-def evaluate_samples(
-    model: Any,
-    reference: Any,
-    reference_id: dict[str, Any],
-    options: SampleMetricOptions,
-) -> dict[str, Any]:
-    """The requested sample metrics of `model` against the dataset `reference`.
+# --- the registry of sample metrics -----------------------------------------------------------
+@dataclass
+class _Evaluation:
+    """What the metrics of one `evaluate_samples` call share: the model, the reference data,
+    the loaded extractors ("main": the feature set's FID/KID/IS network; "vgg": VGG16 fc2),
+    their outputs on the generated samples, and the reference features (computed once)."""
 
-    Returns flat numbers (e.g. "fid", "kid_mean" or "fid_digits") and, under "sample_metrics",
-    one entry per metric with the extractor, weights sha256, protocol and sample counts.
-    """
-    metrics = options.metrics
+    model: Any
+    reference: Any
+    reference_id: dict[str, Any]
+    options: SampleMetricOptions
+    features: str
+    protocol: str
+    device: Any
+    extractors: dict[str, FeatureExtractor] = field(default_factory=dict)
+    generated: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    _real: dict[str, tuple[Tensor, Path | None]] = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        """FID, KID and IS keys: per feature set and Inception protocol."""
+        return _suffix(self.features, self.protocol)
+
+    @property
+    def plain(self) -> str:
+        """Precision/recall (VGG) and PPL keys: per feature set only."""
+        return _suffix(self.features)
+
+    def common(self) -> dict[str, Any]:
+        options = self.options
+        return {
+            "n_generated": options.n,
+            "seed": options.seed,
+            "batch_size": options.batch_size,
+            "feature_batch_size": options.feature_batch_size,
+        }
+
+    def real(self, key: str) -> tuple[Tensor, Path | None]:
+        """The reference features of extractor `key` (and their cache file)."""
+        if key not in self._real:
+            self._real[key] = reference_features(
+                self.reference,
+                self.extractors[key],
+                self.reference_id,
+                batch_size=self.options.feature_batch_size,
+                use_cache=self.options.use_cache,
+                device=self.device,
+            )
+        return self._real[key]
+
+    def reference_entry(self, key: str) -> dict[str, Any]:
+        """The reference side of a metric's details: its size, origin and cache file."""
+        real, cached = self.real(key)
+        cache = str(cached) if cached else None
+        return {"n_reference": len(real), "reference": {**self.reference_id, "cache": cache}}
+
+
+Numbers = tuple[dict[str, Any], dict[str, Any]]  # (flat numbers, details by key)
+
+
+def _fid(e: _Evaluation) -> Numbers:
+    real, _ = e.real("main")
+    fid = fid_from_features(
+        real, e.generated["main"]["features"], names=("reference features", "generated features")
+    )
+    key = f"fid{e.suffix}"
+    entry = {"value": fid["fid"], "protocol": e.protocol, **e.common(), **e.reference_entry("main")}
+    entry = {**entry, "features": e.extractors["main"].describe(), "warnings": fid["warnings"]}
+    return {key: fid["fid"]}, {key: entry}
+
+
+def _kid(e: _Evaluation) -> Numbers:
+    from genlab.metrics.kid import kernel_distance
+
+    real, _ = e.real("main")
+    options = e.options
+    kid = kernel_distance(
+        real,
+        e.generated["main"]["features"],
+        subsets=options.kid_subsets,
+        subset_size=options.kid_subset_size,
+        seed=options.seed,
+    )
+    key = f"kid{e.suffix}"
+    entry = {**kid, "protocol": e.protocol, **e.common(), **e.reference_entry("main")}
+    entry["features"] = e.extractors["main"].describe()
+    return {f"{key}_mean": kid["kid_mean"], f"{key}_std": kid["kid_std"]}, {key: entry}
+
+
+def _is(e: _Evaluation) -> Numbers:
+    from genlab.metrics.inception_score import inception_score
+
+    score = inception_score(e.generated["main"]["logits"], seed=e.options.seed)
+    key = f"is{e.suffix}"
+    entry = {**score, "protocol": e.protocol, **e.common()}
+    entry["features"] = e.extractors["main"].describe()
+    return {f"{key}_mean": score["is_mean"], f"{key}_std": score["is_std"]}, {key: entry}
+
+
+def _pr_extractor(features: str) -> str:
+    """Precision/recall features: VGG16 fc2 (the reference protocol), or the digit features."""
+    return "main" if features == "digits" else "vgg"
+
+
+def _pr(e: _Evaluation) -> Numbers:
+    from genlab.metrics.precision_recall import precision_recall
+
+    key = _pr_extractor(e.features)
+    real, _ = e.real(key)
+    pr = precision_recall(real, e.generated[key]["features"])
+    entry = {**pr, **e.common(), **e.reference_entry(key)}
+    entry["features"] = e.extractors[key].describe()
+    flat = {f"precision{e.plain}": pr["precision"], f"recall{e.plain}": pr["recall"]}
+    return flat, {f"pr{e.plain}": entry}
+
+
+def _path_length(e: _Evaluation) -> Numbers:
+    main = e.extractors.get("main")
+    result = _ppl(e.model, e.features, main, e.options, e.device)  # type: ignore[arg-type]
+    key = f"ppl{e.plain}"
+    entry = {**result, "seed": e.options.seed, "batch_size": e.options.batch_size}
+    return {key: result["ppl"]}, {key: entry}
+
+
+@dataclass(frozen=True)
+class SampleMetric:
+    """A sample metric: the data kinds whose samples it judges (DataSpec.kind), the protocol
+    the model must keep (None: any model that samples) and how that is said in an error, the
+    extractor outputs it reads from the one pass over the samples for a feature set
+    (`uses(features) -> {"main" | "vgg": outputs}`; an empty tuple: the extractor itself, no
+    pass), and `compute(evaluation) -> (flat numbers, details)`."""
+
+    kinds: tuple[str, ...]
+    uses: Callable[[str], dict[str, tuple[str, ...]]]
+    compute: Callable[[_Evaluation], Numbers]
+    model: tuple[type, str] | None = None
+
+
+# name -> metric, in the order their numbers are reported
+REGISTRY: dict[str, SampleMetric] = {
+    "fid": SampleMetric(("image",), lambda f: {"main": ("features",)}, _fid),
+    "kid": SampleMetric(("image",), lambda f: {"main": ("features",)}, _kid),
+    "is": SampleMetric(("image",), lambda f: {"main": ("logits",)}, _is),
+    "pr": SampleMetric(("image",), lambda f: {_pr_extractor(f): ("features",)}, _pr),
+    "ppl": SampleMetric(
+        ("image",),
+        lambda f: {"main": ()} if f == "digits" else {},  # digits: distances of its features
+        _path_length,
+        model=(
+            LatentGenerator,
+            "a latent-space generator (sample_latent(n, generator=...) and generate(z))",
+        ),
+    ),
+}
+METRICS = tuple(REGISTRY)
+
+
+def _check_fit(names: tuple[str, ...], model: Any, spec: Any) -> None:
+    """Each metric's data kinds and model protocol, checked before anything is loaded."""
+    for name in names:
+        metric = REGISTRY[name]
+        if spec is not None and spec.kind not in metric.kinds:
+            raise GenlabError(
+                f"{name} judges {' or '.join(metric.kinds)} samples; this data is {spec.kind}"
+            )
+        if metric.model is not None and not isinstance(model, metric.model[0]):
+            raise GenlabError(f"{name} needs {metric.model[1]}; {type(model).__name__} is not one")
+
+
+def _load_extractors(e: _Evaluation, uses: dict[str, tuple[str, ...]]) -> None:
+    options = e.options
+    if "main" in uses:
+        main = main_extractor(
+            e.features, weights=options.weights, download=options.download, protocol=e.protocol
+        )
+        e.extractors["main"] = main.to(e.device)  # type: ignore[attr-defined]
+    if "vgg" in uses:
+        from genlab.metrics.vgg import load_vgg_features
+
+        e.extractors["vgg"] = load_vgg_features(download=options.download).to(e.device)
+
+
+def _uses(names: tuple[str, ...], features: str) -> dict[str, tuple[str, ...]]:
+    """extractor -> the outputs the metrics `names` read (in order, each once)."""
+    merged: dict[str, dict[str, None]] = {}
+    for name in names:
+        for key, outputs in REGISTRY[name].uses(features).items():
+            merged.setdefault(key, {}).update(dict.fromkeys(outputs))
+    return {key: tuple(outputs) for key, outputs in merged.items()}
+
+
+def _checked_features(options: SampleMetricOptions, reference: Any) -> str:
     features = check_features(options.features)
     if options.n < 2:
         raise GenlabError(f"--n must be at least 2 for sample metrics, got {options.n}")
@@ -307,129 +487,47 @@ def evaluate_samples(
             f"digit features judge grey digit images; this data has shape {tuple(spec.shape)} "
             "(use --features inception)"
         )
+    return features
+
+
+def evaluate_samples(
+    model: Any,
+    reference: Any,
+    reference_id: dict[str, Any],
+    options: SampleMetricOptions,
+) -> dict[str, Any]:
+    """The requested sample metrics of `model` against the dataset `reference`.
+
+    Returns flat numbers (e.g. "fid", "kid_mean" or "fid_digits") and, under "sample_metrics",
+    one entry per metric with the extractor, weights sha256, protocol and sample counts. Every
+    metric of REGISTRY says what it needs; the extractors they share are loaded once and the
+    samples drawn once for all of them.
+    """
+    features = _checked_features(options, reference)
     protocol = check_protocol(features, options.protocol)
-    device = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
-    suffix = _suffix(features, protocol)  # FID, KID, IS: per protocol
-    plain = _suffix(features)  # precision/recall on VGG and PPL do not use the protocol
-    flat: dict[str, Any] = {}
-    details: dict[str, Any] = {}
-    common = {
-        "n_generated": options.n,
-        "seed": options.seed,
-        "batch_size": options.batch_size,
-        "feature_batch_size": options.feature_batch_size,
-    }
-
-    needs_main = any(m in metrics for m in ("fid", "kid", "is")) or (
-        features == "digits" and any(m in metrics for m in ("pr", "ppl"))
-    )
-    main = None
-    if needs_main:
-        main = main_extractor(
-            features, weights=options.weights, download=options.download, protocol=protocol
-        )
-        main = main.to(device)  # type: ignore[attr-defined]
-    extractors: dict[str, tuple[FeatureExtractor, tuple[str, ...]]] = {}
-    main_outputs = []
-    if any(m in metrics for m in ("fid", "kid")) or (features == "digits" and "pr" in metrics):
-        main_outputs.append("features")
-    if "is" in metrics:
-        main_outputs.append("logits")
-    if main is not None and main_outputs:
-        extractors["main"] = (main, tuple(main_outputs))
-    if "pr" in metrics and features == "inception":
-        from genlab.metrics.vgg import load_vgg_features
-
-        vgg = load_vgg_features(download=options.download).to(device)
-        extractors["pr"] = (vgg, ("features",))
-
-    generated = {}
-    if extractors:
-        generated = _generated_outputs(
+    names = tuple(name for name in REGISTRY if name in options.metrics)
+    _check_fit(names, model, getattr(reference, "spec", None))
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
+    e = _Evaluation(model, reference, reference_id, options, features, protocol, device)
+    uses = _uses(names, features)
+    _load_extractors(e, uses)
+    passes = {key: (e.extractors[key], outputs) for key, outputs in uses.items() if outputs}
+    if passes:
+        e.generated = _generated_outputs(
             model,
-            extractors,
+            passes,
             n=options.n,
             batch_size=options.batch_size,
             feature_batch_size=options.feature_batch_size,
             seed=options.seed,
             device=device,
         )
-
-    def real(key: str) -> tuple[Tensor, Path | None]:
-        extractor = extractors[key][0]
-        return reference_features(
-            reference,
-            extractor,
-            reference_id,
-            batch_size=options.feature_batch_size,
-            use_cache=options.use_cache,
-            device=device,
-        )
-
-    if any(m in metrics for m in ("fid", "kid")):
-        assert main is not None
-        real_features, cached = real("main")
-        fake_features = generated["main"]["features"]
-        entry_common = {
-            "protocol": protocol,
-            **common,
-            "n_reference": len(real_features),
-            "reference": {**reference_id, "cache": str(cached) if cached else None},
-            "features": main.describe(),
-        }
-        if "fid" in metrics:
-            fid = fid_from_features(
-                real_features, fake_features, names=("reference features", "generated features")
-            )
-            flat[f"fid{suffix}"] = fid["fid"]
-            details[f"fid{suffix}"] = {
-                "value": fid["fid"],
-                **entry_common,
-                "warnings": fid["warnings"],
-            }
-        if "kid" in metrics:
-            from genlab.metrics.kid import kernel_distance
-
-            kid = kernel_distance(
-                real_features,
-                fake_features,
-                subsets=options.kid_subsets,
-                subset_size=options.kid_subset_size,
-                seed=options.seed,
-            )
-            flat[f"kid{suffix}_mean"], flat[f"kid{suffix}_std"] = kid["kid_mean"], kid["kid_std"]
-            details[f"kid{suffix}"] = {**kid, **entry_common}
-    if "is" in metrics:
-        from genlab.metrics.inception_score import inception_score
-
-        assert main is not None
-        score = inception_score(generated["main"]["logits"], seed=options.seed)
-        flat[f"is{suffix}_mean"], flat[f"is{suffix}_std"] = score["is_mean"], score["is_std"]
-        details[f"is{suffix}"] = {
-            **score,
-            "protocol": protocol,
-            **common,
-            "features": main.describe(),
-        }
-    if "pr" in metrics:
-        from genlab.metrics.precision_recall import precision_recall
-
-        key = "pr" if "pr" in extractors else "main"
-        real_features, cached = real(key)
-        pr = precision_recall(real_features, generated[key]["features"])
-        flat[f"precision{plain}"], flat[f"recall{plain}"] = pr["precision"], pr["recall"]
-        details[f"pr{plain}"] = {
-            **pr,
-            **common,
-            "n_reference": len(real_features),
-            "reference": {**reference_id, "cache": str(cached) if cached else None},
-            "features": extractors[key][0].describe(),
-        }
-    if "ppl" in metrics:
-        assert main is not None or features == "inception"
-        result = _ppl(model, features, main, options, device)  # type: ignore[arg-type]
-        flat[f"ppl{plain}"] = result["ppl"]
-        details[f"ppl{plain}"] = {**result, "seed": options.seed, "batch_size": options.batch_size}
+    flat: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    for name in names:
+        numbers, described = REGISTRY[name].compute(e)
+        flat.update(numbers)
+        details.update(described)
     return {**flat, "sample_metrics": details}
 
 

@@ -1,8 +1,9 @@
 """Negative log-likelihood in nats per example, bits per dimension and perplexity.
 
-bits/dim = NLL / (D ln 2) for discrete data (none for continuous vectors), D = the number of values per example (C*H*W for images, the number of
-tokens T for text); for text, perplexity = exp(NLL / T), the exponentiated mean per-token NLL in
-nats (so bits/token = log2 perplexity). The model's
+bits/dim = NLL / (D ln 2) for discrete data (none for continuous vectors: the data's
+`spec.modality.discrete`), D = the number of values per example (C*H*W for images, the number of
+tokens T for text); for token sequences (`spec.modality.tokens`), perplexity = exp(NLL / T), the
+exponentiated mean per-token NLL in nats (so bits/token = log2 perplexity). The model's
 `log_prob` gives log p(x) of the *discrete* data where the data is discrete (binarized or 8-bit
 levels), exactly or as a lower bound; its `bound_name` says which, and we report it.
 """
@@ -40,15 +41,15 @@ def negative_log_likelihood(
         count += x.shape[0]
         dims = x[0].numel()
     nll = total / max(count, 1)
-    kind = getattr(data.spec, "kind", None)
+    modality = data.spec.modality
     result = {
         "nll_nats": nll,
         "nll_bound": getattr(model, "bound_name", "exact"),
         "nll_examples": count,
     }
-    if kind != "vector":  # bits/dim is for discrete data, not continuous densities (toy2d)
+    if modality.discrete:  # bits/dim is for discrete data, not continuous densities (toy2d)
         result["bits_per_dim"] = nll / (dims * math.log(2)) if dims else math.nan
-    if kind == "text" and dims:
+    if modality.tokens and dims:
         result["perplexity"] = perplexity(nll / dims)
     return result
 

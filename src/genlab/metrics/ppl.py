@@ -23,32 +23,15 @@ metric itself takes plain callables, so any generator can be measured.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from genlab.contract import LatentGenerator, StyleGenerator
 from genlab.errors import GenlabError
 from genlab.metrics.imageops import area_downsample
-
-
-@runtime_checkable
-class LatentGenerator(Protocol):
-    """A generator with an explicit latent: z ~ p(z), images = generate(z) in [0, 1]."""
-
-    def sample_latent(self, n: int, *, generator: Any = None) -> Tensor: ...
-
-    def generate(self, z: Tensor) -> Tensor: ...
-
-
-@runtime_checkable
-class StyleGenerator(Protocol):
-    """A generator with an intermediate latent space: w = mapping(z), images = synthesis(w)."""
-
-    def mapping(self, z: Tensor) -> Tensor: ...
-
-    def synthesis(self, w: Tensor) -> Tensor: ...
 
 
 def _normalize(x: Tensor) -> Tensor:

@@ -102,7 +102,7 @@ def predict(service: Service, payload: dict[str, Any]) -> dict[str, Any]:
                 raise ServeError(422, "stream: this contract answers with one object")
             served = service.find(name, version)
             checked = service.validate(served, request)
-            if served.kind == "text":
+            if served.answers_text:
                 pending.append(("text", name, version, request))
             else:
                 pending.append(("sample", service.start_sample(served, checked)))
@@ -298,7 +298,7 @@ SCORE_PY = '''"""Azure ML scoring script for genlab runs (written by `genlab azu
 
 Azure ML calls init() once, with AZUREML_MODEL_DIR pointing at the registered model (a genlab
 run folder, or a folder of runs), then run(raw_data) per request: a JSON request object
-({"model": NAME, ...ImageRequest or TextRequest fields}) or {"instances": [...]}.
+({"model": NAME, ...SampleRequest or TextRequest fields}) or {"instances": [...]}.
 Limits come from GENLAB_MAX_N, GENLAB_MAX_TOKENS and GENLAB_TIMEOUT_S when set.
 """
 

@@ -3,7 +3,7 @@ streamed as server-sent events. Run by uvicorn (`genlab serve`).
 
 The body of /v1/models/{name}/generate is read and validated by the service core (the same code
 as the Flask app), not by FastAPI, so both apps answer every bad request with the same status
-and `{"error": "..."}`; the OpenAPI spec still documents the body (ImageRequest | TextRequest).
+and `{"error": "..."}`; the OpenAPI spec still documents the body (SampleRequest | TextRequest).
 The body must arrive within the request time limit (`--timeout`): uvicorn has no deadline of
 its own for it, and a client that stalls half-way would otherwise hold its connection forever;
 it gets a 408 and the connection closes.
@@ -18,6 +18,7 @@ from typing import Any
 
 from genlab.serve.schemas import openapi_request_schema
 from genlab.serve.service import Service
+from genlab.serve.store import Served
 
 GENERATE = "/v1/models/{name}/generate"
 INLINE_VALUES = 16 * 1024  # samples up to this many values are encoded on the event loop
@@ -44,16 +45,7 @@ def openapi_spec(contract: Any = None, service: Service | None = None) -> dict[s
 
 def create_app(service: Service, *, contract: Any = None):
     """The ASGI app over `service`; `contract` (genlab.serve.contracts) adds a cloud's routes."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import (
-        HTMLResponse,
-        JSONResponse,
-        PlainTextResponse,
-        Response,
-        StreamingResponse,
-    )
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi import FastAPI
 
     from genlab import __version__
 
@@ -63,6 +55,19 @@ def create_app(service: Service, *, contract: Any = None):
         description="Samples and text from genlab models (docs/deploy.md).",
     )
     app.state.service = service
+    error = _error_answer(service)
+    read_body = _body_reader(service)
+    _add_error_handlers(app, error)
+    _add_status_routes(app, service, error)
+    _add_generate_route(app, service, read_body, error)
+    if contract is not None:
+        contract.add_fastapi_routes(app, service, read_body, error)
+    app.openapi = _openapi(app, service)  # type: ignore[method-assign]
+    return app
+
+
+def _error_answer(service: Service):
+    from fastapi.responses import JSONResponse
 
     def error(exc: Exception, route: str, start: float) -> JSONResponse:
         """The answer to a failed request (`exc` from the route), counted in the metrics."""
@@ -71,6 +76,17 @@ def create_app(service: Service, *, contract: Any = None):
         return JSONResponse(
             {"error": problem.message}, status_code=problem.status, headers=problem.headers()
         )
+
+    return error
+
+
+def _add_error_handlers(app: Any, error: Any) -> None:
+    """FastAPI's own errors as `{"error": ...}`; an exception outside the routes' handling is
+    a counted 500."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -88,6 +104,12 @@ def create_app(service: Service, *, contract: Any = None):
     async def validation_error(request: Request, exc: RequestValidationError):
         parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"error": "; ".join(parts)}, status_code=422)
+
+
+def _body_reader(service: Service):
+    """`await read_body(request)`: the JSON object of the body, read within the time limit
+    (408 otherwise) and the size limit (413)."""
+    from fastapi import Request
 
     async def read_body(request: Request) -> dict[str, Any]:
         length = request.headers.get("content-length")
@@ -107,6 +129,17 @@ def create_app(service: Service, *, contract: Any = None):
             raise service.body_timeout() from None
         return service.parse_body(body)
 
+    return read_body
+
+
+KEYED = {401: {"description": "missing or wrong API key"}}
+
+
+def _add_status_routes(app: Any, service: Service, error: Any) -> None:
+    """The page, liveness, readiness, the metrics and the model list."""
+    from fastapi import Request
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(page_html())
@@ -121,12 +154,9 @@ def create_app(service: Service, *, contract: Any = None):
             return JSONResponse({"ready": False}, status_code=503)
         return {"ready": True}
 
-    @app.get(
-        "/metrics",
-        summary="Prometheus metrics (text exposition format)",
-        response_class=PlainTextResponse,
-        responses={401: {"description": "missing or wrong API key"}},
-    )
+    summary = "Prometheus metrics (text exposition format)"
+
+    @app.get("/metrics", summary=summary, response_class=PlainTextResponse, responses=dict(KEYED))
     def metrics(request: Request):
         start = time.perf_counter()
         try:
@@ -136,11 +166,7 @@ def create_app(service: Service, *, contract: Any = None):
             return error(e, "metrics", start)
         return Response(body, media_type=content_type)
 
-    @app.get(
-        "/v1/models",
-        summary="the loaded models",
-        responses={401: {"description": "missing or wrong API key"}},
-    )
+    @app.get("/v1/models", summary="the loaded models", responses=dict(KEYED))
     def models(request: Request):
         start = time.perf_counter()
         try:
@@ -151,31 +177,40 @@ def create_app(service: Service, *, contract: Any = None):
         service.metrics.observe("models", 200, time.perf_counter() - start)
         return listing
 
-    @app.post(
-        GENERATE,
-        summary="samples (image models) or text (language models)",
-        openapi_extra={
+
+def _generate_docs() -> dict[str, Any]:
+    """The OpenAPI description of the generate route (its body is read by the service)."""
+    return {
+        "summary": "samples (image models) or text (language models)",
+        "openapi_extra": {
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": openapi_request_schema()}},
             }
         },
-        responses={
+        "responses": {
             200: {
                 "description": 'samples or text; with `"stream": true` server-sent events',
                 "content": {"text/event-stream": {"itemSchema": SSE_EVENT}},
             },
             400: {"description": "malformed, empty or too deeply nested JSON"},
-            401: {"description": "missing or wrong API key"},
+            **KEYED,
             404: {"description": "unknown model or version"},
             408: {"description": "over the time limit (reading the body, or the work)"},
             413: {"description": "body too large"},
             422: {"description": "invalid or over-limit fields"},
         },
-    )
-    async def generate(request: Request, name: str, version: str | None = None):
-        from starlette.concurrency import run_in_threadpool
+    }
 
+
+def _add_generate_route(app: Any, service: Service, read_body: Any, error: Any) -> None:
+    """POST /v1/models/{name}/generate: samples as JSON, text as JSON or server-sent events."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+
+    @app.post(GENERATE, **_generate_docs())
+    async def generate(request: Request, name: str, version: str | None = None):
         start = time.perf_counter()
         try:
             service.authorize(request.headers.get("authorization"))
@@ -189,28 +224,33 @@ def create_app(service: Service, *, contract: Any = None):
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
                 )
             served = service.find(name, version)
-            if served.kind == "text":
+            if served.answers_text:
                 result = await run_in_threadpool(service.run, name, version, payload)
-            else:  # wait for the batcher without holding a thread
-                pending = service.start_sample(served, service.validate(served, payload))
-                try:
-                    samples, size = await asyncio.wait_for(
-                        asyncio.wrap_future(pending.future), service.limits.timeout_s
-                    )
-                except Exception as e:
-                    raise service.sample_error(pending, e) from None
-                if samples.numel() <= INLINE_VALUES:  # a few small PNGs: cheaper than a thread hop
-                    result = service.finish_sample(pending, samples, size)
-                else:
-                    result = await run_in_threadpool(service.finish_sample, pending, samples, size)
+            else:
+                result = await _samples(service, served, payload)
         except Exception as e:
             return error(e, "generate", start)
         service.metrics.observe("generate", 200, time.perf_counter() - start)
         return JSONResponse(result)  # already plain JSON: skip FastAPI's encoder
 
-    if contract is not None:
-        contract.add_fastapi_routes(app, service, read_body, error)
 
+async def _samples(service: Service, served: Served, payload: dict[str, Any]) -> dict[str, Any]:
+    """A sampling request: waits for the model's batcher without holding a thread."""
+    from starlette.concurrency import run_in_threadpool
+
+    pending = service.start_sample(served, service.validate(served, payload))
+    try:
+        samples, size = await asyncio.wait_for(
+            asyncio.wrap_future(pending.future), service.limits.timeout_s
+        )
+    except Exception as e:
+        raise service.sample_error(pending, e) from None
+    if samples.numel() <= INLINE_VALUES:  # a few small PNGs: cheaper than a thread hop
+        return service.finish_sample(pending, samples, size)
+    return await run_in_threadpool(service.finish_sample, pending, samples, size)
+
+
+def _openapi(app: Any, service: Service):
     def openapi() -> dict[str, Any]:
         """FastAPI's document, with the loaded models' names and versions as enums."""
         if app.openapi_schema is None:
@@ -229,5 +269,4 @@ def create_app(service: Service, *, contract: Any = None):
             app.openapi_schema = spec
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
+    return openapi

@@ -20,26 +20,41 @@ from genlab.serve.service import ServeError, Service
 
 
 def create_app(service: Service, *, contract: Any = None):
-    from flask import Flask, Response, jsonify, request
-    from werkzeug.exceptions import HTTPException
-
-    from genlab.serve.fastapi_app import GENERATE, page_html
+    """The WSGI app over `service`; `contract` (genlab.serve.contracts) adds a cloud's routes."""
+    from flask import Flask
 
     app = Flask("genlab.serve")
     app.config["MAX_CONTENT_LENGTH"] = service.limits.max_body_bytes
     app.extensions["genlab_service"] = service
+    error = _error_answer(service)
+    _add_error_handlers(app, service, error)
+    _add_status_routes(app, service, error, contract)
+    read_body = _body_reader(service)
+    _add_generate_route(app, service, read_body, error)
+    if contract is not None:
+        contract.add_flask_routes(app, service, read_body, error)
+    return app
 
-    def http_message(exc: HTTPException) -> str:
-        return {
-            404: f"no route {request.path}",
-            405: "method not allowed here",
-            413: f"request body is over the {service.limits.max_body_bytes} byte limit",
-        }.get(exc.code or 500, exc.description or exc.name)
+
+def _http_message(service: Service, exc: Any) -> str:
+    """The one line for werkzeug's own HTTP errors (404, 405, 413, ...)."""
+    from flask import request
+
+    return {
+        404: f"no route {request.path}",
+        405: "method not allowed here",
+        413: f"request body is over the {service.limits.max_body_bytes} byte limit",
+    }.get(exc.code or 500, exc.description or exc.name)
+
+
+def _error_answer(service: Service):
+    from flask import jsonify
+    from werkzeug.exceptions import HTTPException
 
     def error(exc: Exception, route: str, start: float):
         """The answer to a failed request (`exc` from the route), counted in the metrics."""
         if isinstance(exc, HTTPException):  # werkzeug's own, e.g. while reading the body
-            exc = ServeError(exc.code or 500, http_message(exc))
+            exc = ServeError(exc.code or 500, _http_message(service, exc))
         problem = service.problem(exc)
         service.metrics.observe(route, problem.status, time.perf_counter() - start)
         response = jsonify({"error": problem.message})
@@ -47,9 +62,18 @@ def create_app(service: Service, *, contract: Any = None):
         response.headers.update(problem.headers())
         return response
 
+    return error
+
+
+def _add_error_handlers(app: Any, service: Service, error: Any) -> None:
+    """werkzeug's errors as `{"error": ...}` (a 405 keeps its Allow); an exception outside the
+    routes' handling is a counted 500."""
+    from flask import jsonify
+    from werkzeug.exceptions import HTTPException
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        response = jsonify({"error": http_message(exc)})
+        response = jsonify({"error": _http_message(service, exc)})
         response.status_code = exc.code or 500
         for name, value in exc.get_headers():  # a 405's Allow
             if name.lower() != "content-type":
@@ -60,6 +84,12 @@ def create_app(service: Service, *, contract: Any = None):
     def unexpected(exc: Exception):
         """Outside the routes' own handling (which counts under the route's name)."""
         return error(exc, "other", time.perf_counter())
+
+
+def _body_reader(service: Service):
+    """`read_body()`: the JSON object of the request's body, within the time limit under
+    gunicorn (see the module docstring) and the size limit."""
+    from flask import request
 
     def read_body() -> dict[str, Any]:
         service.check_length(request.content_length)
@@ -73,6 +103,15 @@ def create_app(service: Service, *, contract: Any = None):
             connection.shutdown(socket.SHUT_RD)  # gunicorn finds no next request: it closes
             raise service.body_timeout() from None
         return service.parse_body(body)
+
+    return read_body
+
+
+def _add_status_routes(app: Any, service: Service, error: Any, contract: Any) -> None:
+    """The page, the OpenAPI document, liveness, readiness, the metrics and the model list."""
+    from flask import Response, jsonify, request
+
+    from genlab.serve.fastapi_app import page_html
 
     @app.get("/")
     def page():
@@ -119,6 +158,13 @@ def create_app(service: Service, *, contract: Any = None):
         service.metrics.observe("models", 200, time.perf_counter() - start)
         return jsonify(listing)
 
+
+def _add_generate_route(app: Any, service: Service, read_body: Any, error: Any) -> None:
+    """POST /v1/models/<name>/generate: samples as JSON, text as JSON or server-sent events."""
+    from flask import Response, jsonify, request
+
+    from genlab.serve.fastapi_app import GENERATE
+
     @app.post(GENERATE.replace("{name}", "<name>"))
     def generate(name: str):
         start = time.perf_counter()
@@ -139,7 +185,3 @@ def create_app(service: Service, *, contract: Any = None):
             return error(e, "generate", start)
         service.metrics.observe("generate", 200, time.perf_counter() - start)
         return jsonify(result)
-
-    if contract is not None:
-        contract.add_flask_routes(app, service, read_body, error)
-    return app

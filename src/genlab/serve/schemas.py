@@ -1,5 +1,10 @@
 """What a request may say, per kind of model, and the server's limits.
 
+A text model (contract.TokenGenerator) takes a TextRequest; any other model a SampleRequest,
+whose option fields (label, truncation, temperature, ...) are the served SampleOptions of the
+registered models (contract.option_fields), so a model's new option needs no edit here; which
+of them a given model takes, and within which bounds, is checked per model by the store.
+
 Requests are pydantic models in strict mode with no extra fields, so a string where a number
 belongs, an unknown field or a value out of range is a 422 naming the field. Integer fields take
 integral floats (`986.0`): JSON has one number type and JSON Schema calls 986.0 an integer, so
@@ -10,11 +15,19 @@ also as 4xx errors that say what the limit is.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import operator
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from genlab.serve.encoders import ENCODERS
 
 SEED_MAX = 2**63 - 1
 # logits are divided by these: 5e-324 makes them inf and the sampling probabilities NaN
@@ -54,22 +67,99 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
-class ImageRequest(BaseModel):
-    """Samples from an image (or vector) model."""
+class SampleRequest(BaseModel):
+    """Samples from a model that is not a text model (images, vectors, ...). The model's sample
+    options (label, truncation, temperature, ...) are added by :func:`sample_request`."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     n: int = Field(1, ge=1, description="how many samples (at most the server's max_n)")
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description="None: a random seed")
-    label: int | None = Field(None, ge=0, description="class of every sample (conditional)")
-    truncation: float | None = Field(None, ge=0, le=10, description="StyleGAN's psi")
-    temperature: float | None = Field(None, ge=0, le=10, description="flows: scales the noise")
-    format: Literal["png", "npy", "json"] = Field(
-        "png", description="png: one base64 PNG per sample; npy: one base64 .npy array; json"
+    format: Literal[tuple(ENCODERS)] = Field(  # type: ignore[valid-type]
+        "png", description="; ".join(f"{name}: {e.help}" for name, e in ENCODERS.items())
     )
 
-    _finite_floats = field_validator("truncation", "temperature")(_finite)
-    _integral_ints = field_validator("n", "seed", "label", mode="before")(_integral)
+    _integral_ints = field_validator("n", "seed", mode="before")(_integral)
+
+
+def option_type(options: type, field: dataclasses.Field) -> Any:
+    """The value type of a SampleOptions field (int, float, str, ...), without its None."""
+    hint = typing.get_type_hints(options)[field.name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+@dataclass
+class _WireOption:
+    """One request field of SampleRequest: a served option merged over every model that has
+    it, with the loosest bounds (each model's own are checked per request)."""
+
+    types: list[Any]
+    help: str
+    ge: float | None
+    le: float | None
+    choices: tuple[str, ...] | None
+
+    def merge(self, kind: Any, meta: Mapping[str, Any]) -> None:
+        if kind not in self.types:
+            self.types.append(kind)
+        self.ge = None if self.ge is None or meta.get("ge") is None else min(self.ge, meta["ge"])
+        self.le = None if self.le is None or meta.get("le") is None else max(self.le, meta["le"])
+        more = meta.get("choices")
+        self.choices = None if not (self.choices and more) else (*self.choices, *more)
+
+    def field(self) -> tuple[Any, Any]:
+        kind = functools.reduce(operator.or_, self.types)  # int, or int | float, ...
+        if self.choices:
+            kind = Literal[tuple(dict.fromkeys(self.choices))]
+        return kind | None, Field(None, ge=self.ge, le=self.le, description=self.help)
+
+
+def _served_options() -> dict[str, _WireOption]:
+    """Every registered model's served sample options, merged by name, in registry order."""
+    from genlab.contract import option_fields, sample_options
+    from genlab.registry import MODELS, model_class
+
+    merged: dict[str, _WireOption] = {}
+    for name in MODELS:
+        try:
+            cls = model_class(name)
+        except ImportError:  # a family whose packages are not installed: not servable here
+            continue
+        for f in option_fields(cls, served=True):
+            kind, meta = option_type(sample_options(cls), f), f.metadata
+            if f.name in SampleRequest.model_fields:
+                raise TypeError(f"{name}: sample option {f.name!r} would shadow a request field")
+            if f.name in merged:
+                merged[f.name].merge(kind, meta)
+            else:
+                merged[f.name] = _WireOption(
+                    [kind],
+                    meta.get("help", ""),
+                    meta.get("ge"),
+                    meta.get("le"),
+                    meta.get("choices"),
+                )
+    return merged
+
+
+@functools.cache
+def sample_request() -> type[SampleRequest]:
+    """SampleRequest with a field per sample option that some registered model serves (made on
+    first use: it imports every model class). A new option needs no edit here."""
+    options = _served_options()
+    fields = {name: option.field() for name, option in options.items()}
+    ints = [n for n, o in options.items() if int in o.types and not o.choices]
+    floats = [n for n, o in options.items() if float in o.types and not o.choices]
+    validators = {}
+    if ints:
+        validators["_integral_options"] = field_validator(*ints, mode="before")(_integral)
+    if floats:
+        validators["_finite_options"] = field_validator(*floats)(_finite)
+    return create_model(
+        "SampleRequest", __base__=SampleRequest, __validators__=validators, **fields
+    )
 
 
 class TextRequest(BaseModel):
@@ -107,9 +197,6 @@ class TextRequest(BaseModel):
         return value
 
 
-REQUESTS: dict[str, type[BaseModel]] = {"image": ImageRequest, "text": TextRequest}
-
-
 def describe(error: ValidationError) -> str:
     """One line: 'n: Input should be greater than or equal to 1; seed: ...'."""
     parts = []
@@ -123,7 +210,7 @@ def openapi_request_schema() -> dict[str, Any]:
     """The request body of /v1/models/{name}/generate, for the OpenAPI spec."""
     return {
         "oneOf": [
-            {**ImageRequest.model_json_schema(), "title": "ImageRequest"},
+            {**sample_request().model_json_schema(), "title": "SampleRequest"},
             {**TextRequest.model_json_schema(), "title": "TextRequest"},
         ]
     }

@@ -10,9 +10,7 @@ and makes it a one-line 500, which the adapters count in the metrics like every 
 
 from __future__ import annotations
 
-import base64
 import hmac
-import io
 import json
 import logging
 import secrets
@@ -23,15 +21,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from pydantic import ValidationError
 
 from genlab.contract import LatentSampler
 from genlab.errors import GenlabError
 from genlab.serve.batching import Job, MicroBatcher
-from genlab.serve.schemas import ImageRequest, Limits, TextRequest, describe
-from genlab.serve.store import Served, load_served, sample_conditions
+from genlab.serve.encoders import ENCODERS, encode_samples, formats_for
+from genlab.serve.schemas import Limits, SampleRequest, TextRequest, describe, sample_request
+from genlab.serve.store import ARRAYS, REPORTED, Served, load_served, sample_conditions
 
 DEFAULT_TOKENS = 100  # new tokens when a text request does not say
 log = logging.getLogger("genlab.serve")
@@ -94,7 +92,7 @@ class Metrics:
 @dataclass
 class PendingSample:
     served: Served
-    request: ImageRequest
+    request: SampleRequest
     seed: int
     start: float
     future: Future
@@ -132,7 +130,7 @@ class Service:
         if served.version in versions:
             raise GenlabError(f"model {served.name} version {served.version} is loaded twice")
         versions[served.version] = served
-        if served.kind != "text":
+        if not served.answers_text:
             self._batchers[(served.name, served.version)] = MicroBatcher(
                 lambda jobs, s=served: self._sample_batch(s, jobs),
                 max_batch=self.limits.max_batch,
@@ -229,28 +227,40 @@ class Service:
             raise ServeError(400, f"the body must be a JSON object, got {type(payload).__name__}")
         return payload
 
-    def validate(self, served: Served, payload: dict[str, Any]) -> ImageRequest | TextRequest:
-        schema = TextRequest if served.kind == "text" else ImageRequest
+    def validate(self, served: Served, payload: dict[str, Any]) -> SampleRequest | TextRequest:
+        """The request `payload` makes for this model (a text model takes a TextRequest, any
+        other a SampleRequest), within the server's limits; 422 otherwise."""
+        schema = TextRequest if served.answers_text else sample_request()
         try:
             request = schema.model_validate(payload)
         except ValidationError as e:
             raise ServeError(422, describe(e)) from None
-        limits = self.limits
-        if isinstance(request, ImageRequest):
-            if request.n > limits.max_n:
-                raise ServeError(422, f"n: at most {limits.max_n} samples per request")
-            if request.format == "png" and served.kind != "image":
-                raise ServeError(
-                    422, f"format: {served.name} makes arrays, not images: npy or json"
-                )
+        if isinstance(request, SampleRequest):
+            self._check_samples(served, request)
         else:
-            if request.max_new_tokens is None:
-                request.max_new_tokens = min(DEFAULT_TOKENS, limits.max_tokens)
-            if request.max_new_tokens > limits.max_tokens:
-                raise ServeError(422, f"max_new_tokens: at most {limits.max_tokens}")
-            if len(request.prompt) > limits.max_prompt_chars:
-                raise ServeError(422, f"prompt: at most {limits.max_prompt_chars} characters")
+            self._check_text(request)
         return request
+
+    def _check_samples(self, served: Served, request: SampleRequest) -> None:
+        if request.n > self.limits.max_n:
+            raise ServeError(422, f"n: at most {self.limits.max_n} samples per request")
+        modality = served.modality or ""  # a model that answers samples has one
+        encoder = ENCODERS[request.format]
+        if not encoder.accepts(modality):
+            makes = REPORTED.get(modality, ARRAYS)[1]
+            formats = " or ".join(formats_for(modality))
+            raise ServeError(
+                422, f"format: {served.name} makes {makes}, not {encoder.makes}: {formats}"
+            )
+
+    def _check_text(self, request: TextRequest) -> None:
+        limits = self.limits
+        if request.max_new_tokens is None:
+            request.max_new_tokens = min(DEFAULT_TOKENS, limits.max_tokens)
+        if request.max_new_tokens > limits.max_tokens:
+            raise ServeError(422, f"max_new_tokens: at most {limits.max_tokens}")
+        if len(request.prompt) > limits.max_prompt_chars:
+            raise ServeError(422, f"prompt: at most {limits.max_prompt_chars} characters")
 
     # --- the work ------------------------------------------------------------------------------
     def run(self, name: str | None, version: str | None, payload: dict[str, Any]) -> dict:
@@ -263,7 +273,7 @@ class Service:
             return self._complete(served, request)
         return self._sample(served, request)
 
-    def _sample(self, served: Served, request: ImageRequest) -> dict:
+    def _sample(self, served: Served, request: SampleRequest) -> dict:
         return self.collect(self.start_sample(served, request))
 
     def collect(self, pending: PendingSample) -> dict:
@@ -287,18 +297,19 @@ class Service:
             return ServeError(422, str(error))
         return error
 
-    def start_sample(self, served: Served, request: ImageRequest) -> PendingSample:
+    def start_sample(self, served: Served, request: SampleRequest) -> PendingSample:
         """Queue a sampling request on the model's batcher; its future gives (samples, the
         number of samples in the forward pass)."""
         start = time.perf_counter()
-        fields = request.model_dump(include={"label", "truncation", "temperature"})
+        options = request.model_dump(exclude=set(SampleRequest.model_fields))
         try:
-            cond = sample_conditions(served, fields)
+            cond = sample_conditions(served, options)
         except ValueError as e:
             raise ServeError(422, str(e)) from None
         seed = request.seed if request.seed is not None else random_seed()
         batcher = self._batchers[(served.name, served.version)]
-        future = batcher.submit(request.n, self._batch_key(served, cond), (seed, cond))
+        key = self._batch_key(served, options, cond)
+        future = batcher.submit(request.n, key, (seed, cond))
         return PendingSample(served, request, seed, start, future)
 
     def finish_sample(self, pending: PendingSample, samples: torch.Tensor, batch_size: int) -> dict:
@@ -317,10 +328,12 @@ class Service:
         return out
 
     @staticmethod
-    def _batch_key(served: Served, cond: dict[str, Any]):
+    def _batch_key(served: Served, options: dict[str, Any], cond: dict[str, Any]):
+        """Requests with equal keys share a forward pass: a LatentSampler's, with the same
+        sample keywords (None: the request runs alone)."""
         if not isinstance(served.model, LatentSampler):
             return None
-        if "label" in served.conditions and "labels" not in cond:
+        if served.class_option is not None and options.get(served.class_option) is None:
             return None  # default labels depend on the row: not row by row
         return tuple(sorted(cond.items()))
 
@@ -354,7 +367,7 @@ class Service:
         return {
             "model": served.name,
             "version": served.version,
-            "kind": "text",
+            "kind": served.kind,
             "seed": seed,
             "text": text,
             "latency_ms": round((time.perf_counter() - start) * 1000, 3),
@@ -383,7 +396,7 @@ class Service:
         return events()
 
     def _text_stream(self, served: Served, request: TextRequest) -> tuple[int, Iterator[str]]:
-        from genlab.text.generation import GenerationConfig, generate_text
+        from genlab.generation import GenerationConfig, generate_text
 
         seed = request.seed if request.seed is not None else random_seed()
         config = GenerationConfig(
@@ -421,25 +434,3 @@ def random_seed() -> int:
 
 def sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
-
-
-def encode_samples(samples: torch.Tensor, fmt: str) -> dict[str, Any]:
-    """png: one base64 PNG per sample; npy: one base64 .npy of the whole (n, ...) float32
-    array; json: nested lists."""
-    if fmt == "json":
-        return {"shape": list(samples.shape), "samples": samples.tolist()}
-    if fmt == "npy":
-        buffer = io.BytesIO()
-        np.save(buffer, samples.numpy().astype(np.float32))
-        return {
-            "shape": list(samples.shape),
-            "array": base64.b64encode(buffer.getvalue()).decode("ascii"),
-        }
-    from genlab.imaging import to_pil, to_uint8
-
-    images = []
-    for array in to_uint8(samples).numpy():  # (H, W, C) each, converted as one batch
-        buffer = io.BytesIO()
-        to_pil(array).save(buffer, format="PNG")
-        images.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
-    return {"shape": list(samples.shape[1:]), "images": images}

@@ -1,31 +1,52 @@
 """The models a server holds: run directories (local, `file://` or any fsspec URL) loaded once.
 
 A model spec is `[NAME[@VERSION]=]SOURCE`. SOURCE is a run directory, a URL that fsspec can open
-(`file://`, `memory://`; `s3://`, `gs://`, `az://` with s3fs, gcsfs or adlfs installed) or
-`hf:DIR` (a local Hugging Face GPT-2 folder). NAME defaults to the folder's name and VERSION to
+(`file://`, `memory://`; `s3://`, `gs://`, `az://` with s3fs, gcsfs or adlfs installed) or a
+registered source such as `hf:DIR` (a local Hugging Face GPT-2 folder). NAME defaults to the folder's name and VERSION to
 the first 12 hex digits of the weights' sha256, so a version names exactly one set of weights.
 From a URL only the files serving needs are copied (config, weights, tokenizer) into a local
 folder; weights are loaded strictly from safetensors (nothing is unpickled).
+
+What a model answers comes from the contract alone: text for a TokenGenerator with a tokenizer,
+else samples of its modality (contract.sample_kind) taking its served sample options
+(contract.option_fields), checked with contract.sample_keywords.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import inspect
+import json
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from genlab.contract import (
+    TokenGenerator,
+    option_fields,
+    sample_keywords,
+    sample_kind,
+    sample_options,
+)
 from genlab.errors import GenlabError
+from genlab.serve.encoders import formats_for
+from genlab.serve.schemas import option_type
 
 RUN_FILES = ("config.json", "model.safetensors", "ema.safetensors", "tokenizer.json")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# request fields -> the keyword of model.sample they map to
-CONDITIONS = {"label": "labels", "truncation": "truncation", "temperature": "temperature"}
+# The sample() keyword of class labels: a model takes that option only when its config says it
+# has classes (`num_classes`, and `conditional` where the config has that switch), a label is
+# below num_classes, and left out the labels cycle over the rows (no row-by-row batching).
+CLASS_KEYWORD = "labels"
+TEXT = "text"  # the kind /v1/models reports for a text model
+# a modality (contract.sample_kind) -> the kind /v1/models reports and what its samples are
+REPORTED = {"image": ("image", "images")}
+ARRAYS = ("samples", "arrays")  # any other modality: arrays of numbers
+JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
 @dataclass
@@ -34,26 +55,40 @@ class Served:
 
     name: str
     version: str
-    kind: str  # "image" (samples are (C, H, W) images), "samples" (other arrays) or "text"
+    kind: str  # what /v1/models reports: "image", "samples" (other arrays) or "text"
     model: nn.Module
     source: str
-    conditions: tuple[str, ...] = ()  # the request fields this model takes (label, ...)
+    modality: str | None = None  # contract.sample_kind of its samples; None: a text model
+    options: tuple[dict[str, Any], ...] = ()  # the sample options it takes (see option_entry)
     shape: tuple[int, ...] | None = None
     num_classes: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    class_option: str | None = None  # the option that picks a class (see CLASS_KEYWORD)
     description: str = ""  # the registry's one line about the model (for the web page)
+    registry_name: str = ""  # the registered model it is ("gpt", "lstm", ...)
+
+    @property
+    def answers_text(self) -> bool:
+        """A text model: it takes a prompt and answers text (contract.TokenGenerator)."""
+        return self.modality is None
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        """The request fields beyond n, seed and format that this model takes."""
+        return tuple(option["name"] for option in self.options)
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "version": self.version,
             "kind": self.kind,
-            "model": type(self.model).__name__.lower(),
+            "model": self.registry_name,
             "conditions": list(self.conditions),
             "shape": list(self.shape) if self.shape else None,
             "num_classes": self.num_classes,
             "source": self.source,
             "description": self.description,
+            "options": list(self.options),
+            "formats": [] if self.modality is None else formats_for(self.modality),
         }
 
 
@@ -114,13 +149,14 @@ def _weights_version(folder: Path) -> str:
 
 def load_served(spec: str, *, device: str = "cpu", cache: Path | None = None) -> Served:
     """Load one model spec (see the module docstring); GenlabError for anything wrong."""
-    from genlab.api import hf_folder, load
+    from genlab.api import load, source_folder, source_scheme
 
     name, version, source = parse_spec(spec)
     if not source:
         raise GenlabError(f"empty model source in {spec!r}")
-    if hf_folder(source) is not None:
-        folder = hf_folder(source)
+    registry_name = None
+    if source_scheme(source) is not None:  # e.g. hf:DIR
+        folder = source_folder(source)
         model = load(source, device=device)
     else:
         if _is_url(source):
@@ -129,52 +165,109 @@ def load_served(spec: str, *, device: str = "cpu", cache: Path | None = None) ->
         else:
             folder = Path(source)
         model = load(folder, device=device)
-    assert folder is not None
+        registry_name = _saved_model_name(folder)
     # the source's last path part: the run's folder, not a local cache folder's hash
     last = source.rstrip("/").rsplit("/", 1)[-1] if _is_url(source) else folder.resolve().name
     name = name or re.sub(r"[^A-Za-z0-9._-]", "-", last or "model")[:64]
     if not NAME.match(name):
         name = "model"
     version = version or _weights_version(folder)
-    return describe_model(name, version, model, source)
+    return describe_model(name, version, model, source, registry_name=registry_name)
 
 
-def registry_description(model: nn.Module) -> str:
-    """The registry's one-line description of the model's class ('' for an unregistered one)."""
+def _saved_model_name(folder: Path) -> str | None:
+    """The registry name a run was trained as (config.json's "model"; a variant such as "lstm"
+    is not its class's name)."""
+    try:
+        saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return saved.get("model") if isinstance(saved, dict) else None
+
+
+def registry_description(registry_name: str, model: nn.Module) -> str:
+    """The registry's one line about the model: its registered name's, else its class's (''
+    for an unregistered one)."""
     from genlab.registry import MODELS
 
     target = f"{type(model).__module__}:{type(model).__qualname__}"
-    return next((line for where, line in MODELS.values() if where == target), "")
+    entry = MODELS.get(registry_name) or next((e for e in MODELS.values() if e[0] == target), None)
+    return entry[1] if entry else ""
 
 
-def describe_model(name: str, version: str, model: nn.Module, source: str) -> Served:
-    """What kind of model this is and which request fields it takes (from the contract)."""
-    description = registry_description(model)
-    if hasattr(model, "step") and getattr(model, "tokenizer", None) is not None:
-        return Served(name, version, "text", model, source, description=description)
-    accepted = inspect.signature(model.sample).parameters
-    conditions = tuple(field for field, kw in CONDITIONS.items() if kw in accepted)
-    config = model.config
-    if not (getattr(config, "num_classes", None) and getattr(config, "conditional", True)):
-        conditions = tuple(c for c in conditions if c != "label")  # an unconditional model
+def describe_model(
+    name: str, version: str, model: nn.Module, source: str, *, registry_name: str | None = None
+) -> Served:
+    """What this model answers, from the contract: text for a TokenGenerator with a tokenizer,
+    else samples of its modality (contract.sample_kind) with its served sample options."""
+    registry_name = registry_name or type(model).__name__.lower()
+    about = {
+        "description": registry_description(registry_name, model),
+        "registry_name": registry_name,
+    }
+    if isinstance(model, TokenGenerator) and model.tokenizer is not None:
+        return Served(name, version, TEXT, model, source, **about)
+    try:
+        modality = sample_kind(model)
+    except TypeError as e:
+        raise GenlabError(f"cannot serve {name}: {e}") from None
+    classes = _classes(model)
+    fields = [f for f in option_fields(model, served=True) if classes or not _picks_class(f)]
+    class_option = next((f.name for f in fields if _picks_class(f)), None)
     shape = tuple(getattr(model.config, "data_shape", ()) or ()) or None
-    kind = "image" if shape is not None and len(shape) == 3 else "samples"
-    classes = getattr(model.config, "num_classes", None) if "label" in conditions else None
     return Served(
-        name, version, kind, model, source, conditions, shape, classes, description=description
+        name,
+        version,
+        REPORTED.get(modality, ARRAYS)[0],
+        model,
+        source,
+        modality,
+        tuple(option_entry(model, f, classes) for f in fields),
+        shape,
+        classes if class_option else None,
+        class_option,
+        **about,
     )
 
 
-def sample_conditions(served: Served, fields: dict[str, Any]) -> dict[str, Any]:
-    """Request fields -> model.sample keywords; ValueError naming a field the model lacks."""
-    cond = {}
-    for key, value in fields.items():
-        if value is None:
-            continue
+def _picks_class(field: dataclasses.Field) -> bool:
+    return (field.metadata.get("keyword") or field.name) == CLASS_KEYWORD
+
+
+def _classes(model: nn.Module) -> int | None:
+    """How many classes the model samples from (None: it is not class-conditional)."""
+    config = model.config
+    classes = getattr(config, "num_classes", None)
+    return classes if classes and getattr(config, "conditional", True) else None
+
+
+def option_entry(model: nn.Module, field: dataclasses.Field, classes: int | None) -> dict:
+    """A served sample option as /v1/models lists it (the page builds its form from these):
+    name, JSON type, help, default and bounds (a class label's upper bound from the model)."""
+    meta = field.metadata
+    kind = option_type(sample_options(model), field)
+    upper = meta.get("le")
+    if _picks_class(field) and classes is not None:
+        upper = classes - 1 if upper is None else min(upper, classes - 1)
+    return {
+        "name": field.name,
+        "type": JSON_TYPES.get(kind, "string"),
+        "help": meta.get("help", ""),
+        "default": None if field.default is dataclasses.MISSING else field.default,
+        "ge": meta.get("ge"),
+        "le": upper,
+        "choices": list(meta["choices"]) if meta.get("choices") else None,
+    }
+
+
+def sample_conditions(served: Served, values: dict[str, Any]) -> dict[str, Any]:
+    """Request option values (None: not given) -> model.sample keywords (contract
+    sample_keywords); a ValueError names an option the model does not take or a bad value."""
+    given = {key: value for key, value in values.items() if value is not None}
+    for key, value in given.items():
         if key not in served.conditions:
             takes = ", ".join(served.conditions) or "none"
             raise ValueError(f"{served.name} does not take {key} (it takes: {takes})")
-        if key == "label" and served.num_classes is not None and value >= served.num_classes:
-            raise ValueError(f"label must be < {served.num_classes} for {served.name}")
-        cond[CONDITIONS[key]] = value
-    return cond
+        if key == served.class_option and served.num_classes and value >= served.num_classes:
+            raise ValueError(f"{key} must be < {served.num_classes} for {served.name}")
+    return sample_keywords(served.model, given)

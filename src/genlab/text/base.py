@@ -1,40 +1,68 @@
-"""What every language model shares: the next-token loss, sampling and generation.
+"""What every language model shares: the next-token loss, sampling, generation, the tokenizer.
 
 A language model factorizes a token sequence by the chain rule, p(x) = prod_t p(x_t | x_<t), and
 is trained by teacher forcing: the data gives windows x (B, T) and their targets y = x shifted by
 one token, and the loss is the mean cross-entropy of the next-token logits (nats per token).
 
-A model implements one method, `step(ids, cache) -> (logits, cache)`: the logits (B, T, V) of the
-token after each of the T new tokens, given what `cache` holds (None: nothing), and the new cache
-(GPT: keys and values; RNNs: the hidden state). Everything else is built on it here:
+`LanguageModel` is the one base class of genlab's language models (RNN and GPT subclass it
+directly). A model implements one method, `step(ids, cache) -> (logits, cache)`: the logits
+(B, T, V) of the token after each of the T new tokens, given what `cache` holds (None: nothing),
+and the new cache (GPT: keys and values; RNNs: the hidden state). With `block_size` and
+`tokenizer` that makes every language model a `contract.TokenGenerator`. Built on it here:
 - `logits(ids)`: the full forward pass (no cache), for training and evaluation;
 - `generate(prompt_ids, ...)`: streaming generation with temperature, top-k, top-p, repetition
-  penalty and a seed (genlab.text.generation), cached or not (`use_cache`), both giving the
+  penalty and a seed (genlab.generation), cached or not (`use_cache`), both giving the
   same tokens;
 - `sample(n)`: the contract's sampler, n sequences of `block_size` new tokens after token 0
-  (the newline in a character vocabulary sorted by code point).
-`tokenizer` is attached from the data when training and from the run's tokenizer.json when
-loading (genlab.api), so a loaded model can encode prompts and decode what it generates.
+  (the newline in a character vocabulary sorted by code point); its options are
+  `SampleOptions` (contract.HasSampleOptions).
+
+The tokenizer is the model's run asset (contract.RunAssets): bound from the training data's
+spec, saved as the run's tokenizer.json, read back from a run folder or from a Hugging Face
+model folder's own tokenizer files, so a loaded model encodes prompts and decodes what it
+generates. It is None until bound.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.text.generation import GenerationConfig, generate_ids
+from genlab.contract import option
+from genlab.data.base import DataSpec
+from genlab.errors import GenlabError
+from genlab.generation import GenerationConfig, generate_ids
+
+TOKENIZER = "tokenizer.json"  # a run's tokenizer, beside its config.json
+# the tokenizer files of a Hugging Face model folder (genlab.tokenizers.open_tokenizer reads them;
+# genlab_tokenizer.json is what `genlab export` writes beside a character or word model)
+HF_TOKENIZER_FILES = (TOKENIZER, f"genlab_{TOKENIZER}", "vocab.json")
 
 
 class LanguageModel(nn.Module):
     config: Any
     block_size: int | None  # the longest context the model reads (None: unbounded)
-    tokenizer: Any = None
+    tokenizer: Any = None  # genlab.tokenizers.Tokenizer once bound
     data_kinds = ("text",)  # DataSpec kinds (contract.py)
+
+    @dataclass(frozen=True)
+    class SampleOptions:
+        """The options of `sample` (contract.HasSampleOptions)."""
+
+        max_new_tokens: int | None = option(
+            None, help="tokens per sample (default: the training window, block_size)", ge=1
+        )
+        temperature: float = option(
+            1.0, help="divides the logits: below 1 sharper, above 1 more random; 0 = greedy", ge=0
+        )
 
     def step(self, ids: Tensor, cache: Any = None) -> tuple[Tensor, Any]:
         raise NotImplementedError
@@ -85,9 +113,51 @@ class LanguageModel(nn.Module):
             return torch.zeros(n, 0, dtype=torch.long, device=device)
         return torch.stack(tokens, dim=1)
 
-    def samples_to_text(self, samples: Tensor) -> list[str]:
-        """Token ids (n, T) -> n strings (the tokenizer's decode; ids as numbers without one)."""
-        rows = samples.tolist()
-        if self.tokenizer is None:
-            return [" ".join(map(str, row)) for row in rows]
-        return [self.tokenizer.decode(row) for row in rows]
+    # --- the tokenizer as a run asset (contract.RunAssets) ------------------------------------
+    def bind_data(self, spec: DataSpec) -> None:
+        """Encode and decode with the training data's tokenizer (None: the data has none)."""
+        self.tokenizer = spec.extra.get("tokenizer")
+
+    def save_assets(self, folder: Path) -> None:
+        """Write the tokenizer as the run's tokenizer.json (nothing when none is bound)."""
+        from genlab.tokenizers import save_tokenizer
+
+        if self.tokenizer is not None:
+            save_tokenizer(self.tokenizer, Path(folder) / TOKENIZER)
+
+    def load_assets(self, folder: Path) -> None:
+        """Read the tokenizer of a run folder or of a Hugging Face model folder; a folder
+        without one leaves the model as it was."""
+        from genlab.tokenizers import open_tokenizer
+
+        source = _tokenizer_source(Path(folder))
+        if source is not None:
+            self.tokenizer = open_tokenizer(source)
+
+    @classmethod
+    def data_options(cls, folder: Path) -> dict[str, Any]:
+        """{"tokenizer": path}: the data of a run starting from (or resuming) `folder` is read
+        with the folder's tokenizer (a run's tokenizer.json, a Hugging Face folder itself)."""
+        source = _tokenizer_source(Path(folder))
+        if source is None:
+            raise GenlabError(f"{folder} has no tokenizer to read the text with")
+        return {"tokenizer": str(source.resolve())}
+
+
+def _tokenizer_source(folder: Path) -> Path | None:
+    """Where the tokenizer of `folder` is, as genlab.tokenizers.open_tokenizer reads it: a run's
+    tokenizer.json, or a Hugging Face model folder itself when it holds tokenizer files; None
+    when there is none."""
+    if _is_hugging_face(folder):
+        return folder if any((folder / n).is_file() for n in HF_TOKENIZER_FILES) else None
+    return folder / TOKENIZER if (folder / TOKENIZER).is_file() else None
+
+
+def _is_hugging_face(folder: Path) -> bool:
+    """A Hugging Face model folder: its config.json names a `model_type` (a run's names the
+    genlab `model` and its `model_config`)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and "model_type" in config

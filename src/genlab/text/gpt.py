@@ -11,36 +11,48 @@ then a final LayerNorm and the language-model head, whose weight is the token em
 attention scores depend on relative positions only). GPT-2's initialization: N(0, 0.02) weights,
 zero biases, and the residual projections scaled by 1 / sqrt(2 n_layer).
 
-`step(ids, cache)` is the generation interface (genlab.text.generation): it runs the T new
+`step(ids, cache)` is the generation interface (genlab.generation): it runs the T new
 tokens after the ones the cache holds and returns their logits and the extended cache: per
 layer, keys and values of shape (B, n_head, block_size, head_dim), allocated once and filled in
 place (positions < P + T are valid), so no step copies the cache. With the cache each new
 token costs one position's work instead of a re-read of the whole context; the tests check that
 the cached logits equal the full forward pass to 1e-5 and that the generated tokens are the same.
 
-With `bias=True`, learned positions and the tanh GELU the layout is GPT-2's, so a model exports
-to and imports from Hugging Face's GPT2LMHeadModel with identical logits (genlab.text.hf).
+With `bias=True`, learned positions and the tanh GELU the layout is GPT-2's, so the two are the
+same function and only the parameter names and one convention differ: Hugging Face's GPT-2 uses
+`Conv1D` layers whose weight is the transpose of `nn.Linear`'s ((in, out) instead of (out, in)).
+`export(folder, "hf")` (contract.Exporter) writes a folder that
+`transformers.GPT2LMHeadModel.from_pretrained` loads with identical logits (tested), with the
+tokenizer beside it; genlab.text.hf reads such folders back (`transformers` is needed for
+neither).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.errors import GenlabError
 from genlab.text.base import LanguageModel
 
 POSITIONS = ("learned", "rotary")
+# Hugging Face Conv1D layers: their weight is our Linear weight transposed
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
 @dataclass
 class GPTConfig:
     vocab_size: int = 65  # from the data's tokenizer
-    block_size: int = 64  # the longest context; from the data's window (-o data.block_size=N)
+    # the longest context; from the data's window (-o data.block_size=N). A pretrained model
+    # (--init-from) reads windows up to it: the data's may be shorter ("fit", genlab.api)
+    block_size: int = field(default=64, metadata={"fit": "at_least"})
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
@@ -229,10 +241,77 @@ class GPT(LanguageModel):
             layers.append(buffers)
         return self.lm_head(self.ln_f(x)), {"layers": layers, "length": p + t}
 
-    def export(self, folder: Any, format: str = "hf") -> Any:
-        """Write the model in another library's layout: "hf" = a Hugging Face GPT-2 folder."""
-        if format != "hf":
-            raise ValueError(f"GPT exports to format 'hf' only, got {format!r}")
-        from genlab.text.hf import export_gpt
+    export_formats: ClassVar[tuple[str, ...]] = ("hf",)
 
-        return export_gpt(self, folder)
+    def export(self, folder: Path, format: str) -> None:
+        """Write the model in another library's layout, with its tokenizer when one is bound:
+        "hf" = a Hugging Face GPT-2 folder (config.json, model.safetensors; genlab's
+        tokenizer as genlab_tokenizer.json and as the tokenizer.json transformers reads)."""
+        if format not in self.export_formats:
+            known = ", ".join(repr(f) for f in self.export_formats)
+            raise ValueError(
+                f"{type(self).__name__} exports to format {known} only, got {format!r}"
+            )
+        folder = Path(folder)
+        write_gpt2(self, folder)
+        if self.tokenizer is not None:
+            from genlab.tokenizers import save_hugging_face, save_tokenizer
+
+            save_tokenizer(self.tokenizer, folder / "genlab_tokenizer.json")
+            save_hugging_face(self.tokenizer, folder)  # as transformers' AutoTokenizer reads it
+
+
+# --- GPT-2's layout (Hugging Face) ------------------------------------------------------------
+def hf_name(name: str) -> str:
+    """The Hugging Face GPT2LMHeadModel name of a genlab GPT parameter."""
+    return name if name == "lm_head.weight" else f"transformer.{name}"
+
+
+def gpt2_config(config: GPTConfig) -> dict[str, Any]:
+    """The GPT2Config (as config.json's dict) of a genlab GPT config."""
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": config.vocab_size,
+        "n_positions": config.block_size,
+        "n_ctx": config.block_size,
+        "n_embd": config.n_embd,
+        "n_layer": config.n_layer,
+        "n_head": config.n_head,
+        "n_inner": None,  # 4 n_embd
+        "activation_function": "gelu_new",  # the tanh approximation
+        "layer_norm_epsilon": 1e-5,
+        "resid_pdrop": config.dropout,
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": 0.0,  # genlab's attention has no dropout on the weights
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "tie_word_embeddings": True,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+    }
+
+
+def write_gpt2(model: GPT, folder: Path) -> None:
+    """Write `model` as a Hugging Face GPT-2 folder (config.json, model.safetensors)."""
+    from safetensors.torch import save_file
+
+    from genlab.fileio import atomic_write, atomic_write_text
+
+    cfg = model.config
+    if cfg.positions != "learned" or not cfg.bias:
+        raise GenlabError(
+            "only GPTs with GPT-2's layout export to Hugging Face (positions=learned, bias=true)"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, value in model.state_dict().items():
+        if name == "lm_head.weight":  # tied to the token embedding: GPT-2 re-ties it on load
+            continue
+        value = value.detach().cpu()
+        tensors[hf_name(name)] = (value.t() if name.endswith(CONV1D) else value).contiguous()
+    atomic_write(
+        folder / "model.safetensors",
+        lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}),
+    )
+    atomic_write_text(folder / "config.json", json.dumps(gpt2_config(cfg), indent=2) + "\n")

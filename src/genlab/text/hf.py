@@ -1,86 +1,30 @@
-"""Hugging Face GPT-2 interoperability: export genlab's GPT, import a local GPT-2 directory.
+"""Hugging Face GPT-2 folders as genlab models: `hf:DIR` (genlab.load, --init-from, generate).
 
-genlab's GPT with learned positions and biases has GPT-2's layout (pre-LayerNorm blocks, tanh
-GELU, tied head, LayerNorm eps 1e-5), so the two are the same function and only the parameter
-names and one convention differ: Hugging Face's GPT-2 uses `Conv1D` layers whose weight is the
-transpose of `nn.Linear`'s ((in, out) instead of (out, in)).
+genlab's GPT with learned positions and biases has GPT-2's layout (genlab.text.gpt, which also
+writes such folders: `GPT.export(folder, "hf")`), so a local Hugging Face GPT-2 folder reads
+into a genlab GPT with identical logits:
 
-- `export_gpt(model, folder)` writes `config.json` (a GPT2Config) and `model.safetensors` (the
-  Hugging Face names), which `transformers.GPT2LMHeadModel.from_pretrained(folder)` loads with
-  identical logits (tested). `transformers` is not needed to export.
-- `import_gpt(folder)` reads such a folder (safetensors only: nothing is unpickled) into a
-  genlab GPT, so training or generation can start from pretrained weights.
+- `import_gpt(folder)` reads `config.json` and `model.safetensors` (safetensors only: nothing is
+  unpickled) into a genlab GPT, so training or generation can start from pretrained weights;
+  `transformers` is not needed.
+- `load_source(rest)` is the registry's "hf" source (registry.SOURCES): `genlab.load("hf:DIR")`
+  calls it with "DIR", then reads the folder's tokenizer with the model's `load_assets`.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from genlab.errors import GenlabError
-from genlab.text.gpt import GPT, GPTConfig
-
-# Hugging Face Conv1D layers: their weight is our Linear weight transposed
-CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+from genlab.text.gpt import CONV1D, GPT, GPTConfig, hf_name
 
 
-def _hf_name(name: str) -> str:
-    return name if name == "lm_head.weight" else f"transformer.{name}"
-
-
-def gpt2_config(config: GPTConfig) -> dict[str, Any]:
-    """The GPT2Config (as config.json's dict) of a genlab GPT config."""
-    return {
-        "architectures": ["GPT2LMHeadModel"],
-        "model_type": "gpt2",
-        "vocab_size": config.vocab_size,
-        "n_positions": config.block_size,
-        "n_ctx": config.block_size,
-        "n_embd": config.n_embd,
-        "n_layer": config.n_layer,
-        "n_head": config.n_head,
-        "n_inner": None,  # 4 n_embd
-        "activation_function": "gelu_new",  # the tanh approximation
-        "layer_norm_epsilon": 1e-5,
-        "resid_pdrop": config.dropout,
-        "embd_pdrop": config.dropout,
-        "attn_pdrop": 0.0,  # genlab's attention has no dropout on the weights
-        "initializer_range": 0.02,
-        "scale_attn_weights": True,
-        "tie_word_embeddings": True,
-        "bos_token_id": 0,
-        "eos_token_id": 0,
-    }
-
-
-def export_gpt(model: GPT, folder: str | Path) -> Path:
-    """Write `model` as a Hugging Face GPT-2 folder (config.json, model.safetensors)."""
-    from safetensors.torch import save_file
-
-    from genlab.fileio import atomic_write, atomic_write_text
-
-    cfg = model.config
-    if cfg.positions != "learned" or not cfg.bias:
-        raise GenlabError(
-            "only GPTs with GPT-2's layout export to Hugging Face (positions=learned, bias=true)"
-        )
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {}
-    for name, value in model.state_dict().items():
-        if name == "lm_head.weight":  # tied to the token embedding: GPT-2 re-ties it on load
-            continue
-        value = value.detach().cpu()
-        tensors[_hf_name(name)] = (value.t() if name.endswith(CONV1D) else value).contiguous()
-    atomic_write(
-        folder / "model.safetensors",
-        lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}),
-    )
-    atomic_write_text(folder / "config.json", json.dumps(gpt2_config(cfg), indent=2) + "\n")
-    return folder
+def load_source(rest: str) -> GPT:
+    """The GPT of the Hugging Face GPT-2 folder `rest` (the DIR of an `hf:DIR` source)."""
+    return import_gpt(Path(rest).expanduser())
 
 
 def import_gpt(folder: str | Path) -> GPT:
@@ -121,12 +65,12 @@ def import_gpt(folder: str | Path) -> GPT:
     for name in model.state_dict():
         if name == "lm_head.weight":
             continue
-        hf_name = _hf_name(name)
-        if hf_name not in weights and name in weights:  # saved without the "transformer." prefix
-            hf_name = name
-        if hf_name not in weights:
-            raise GenlabError(f"{folder / 'model.safetensors'} has no tensor {hf_name!r}")
-        value = weights[hf_name]
+        theirs = hf_name(name)
+        if theirs not in weights and name in weights:  # saved without the "transformer." prefix
+            theirs = name
+        if theirs not in weights:
+            raise GenlabError(f"{folder / 'model.safetensors'} has no tensor {theirs!r}")
+        value = weights[theirs]
         state[name] = value.t() if name.endswith(CONV1D) else value
     state["lm_head.weight"] = state["wte.weight"]
     try:

@@ -1,14 +1,17 @@
 """The likelihood-style training loop (VAE, flows, autoregressive image models, language models).
 
-It needs only the model contract: `model.loss(batch)["loss"]` to minimise and, for pictures,
-`model.sample(n, generator=...)`. One written-out loop:
+It needs only the model contract: `model.loss(batch)["loss"]` to minimise and
+`model.sample(n, generator=...)` for its periodic samples. It is a `contract.Trainer` module:
+`TrainConfig`, `load_data` (the named dataset's train and val splits) and `train`. One loop:
 
     for step in range(start, steps):
         for each of grad_accum micro-batches: loss = model.loss(batch) / grad_accum; backward
         clip the global gradient norm; AdamW step; lr <- warmup + cosine(step); EMA update
         every log_every: a metrics.csv row (means over the ranks under torchrun); every
-        eval_every: validation loss (best kept);
-        every sample_every: a sample grid from a fixed noise batch; every checkpoint_every: save
+        eval_every: validation loss (best kept), reported to `on_eval`;
+        every sample_every: samples from a fixed noise batch, written by the writer of the
+        data's kind (genlab.writers: an image grid, a scatter plot, decoded text);
+        every checkpoint_every: save
 
 Resume is exact: data order (epoch, position), every RNG state and the optimizer are part of
 the checkpoint, evaluation and sampling run under a forked RNG so they never perturb training,
@@ -292,26 +295,31 @@ def evaluate_loss(
     return {k: v / max(count, 1) for k, v in totals.items()}
 
 
-def save_samples(model: nn.Module, n: int, path, *, seed: int, device: torch.device) -> bool:
-    """Sample from a fixed noise batch (same seed every time) and write a picture if we can."""
-    from genlab.imaging import save_samples_figure
+def save_samples(
+    model: nn.Module,
+    n: int,
+    path: str | Path,
+    *,
+    seed: int,
+    device: torch.device,
+    kind: str | None = None,
+) -> Path:
+    """Sample from a fixed noise batch (same seed every time) and write the samples with the
+    writer of their data kind (genlab.writers) to `path` with that writer's suffix
+    (step-00000010.png; .txt for text). `kind`: the samples' DataSpec kind, by default
+    `contract.sample_kind(model)`. Returns the file written."""
+    from genlab.contract import sample_kind
+    from genlab.writers import write_samples, writer_for
 
+    kind = sample_kind(model) if kind is None else kind
+    out = Path(path).with_suffix(writer_for(kind).suffix)
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad(), forked_rng(seed, device):
         samples = model.sample(n, generator=generator)
     model.train(was_training)
-    if hasattr(model, "samples_to_text"):  # language models: token ids -> a text file
-        from genlab.fileio import atomic_write_text
-
-        texts = model.samples_to_text(samples)
-        separator = "\n" + "-" * 40 + "\n"
-        path = Path(path).with_suffix(".txt")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, separator.join(texts) + "\n")
-        return True
-    return save_samples_figure(samples, path)
+    return write_samples(samples, out, kind=kind, model=model)
 
 
 def _compiled(loss_module: nn.Module, enabled: bool):
@@ -394,6 +402,18 @@ def _first_line(error: BaseException) -> str:
 
 
 # --- the loop -------------------------------------------------------------------------------
+def load_data(
+    data_name: str, options: dict[str, Any], cfg: TrainConfig
+) -> tuple[Dataset, Dataset | None]:
+    """What this loop trains on (contract.Trainer): the `cfg.train_split` of the named dataset
+    and, unless `cfg.val_split` is empty, its validation split, both read with `options`."""
+    from genlab.data import load_dataset
+
+    train_data = load_dataset(data_name, cfg.train_split, **options)
+    val_data = load_dataset(data_name, cfg.val_split, **options) if cfg.val_split else None
+    return train_data, val_data
+
+
 def train(
     model: nn.Module,
     train_data: Dataset,
@@ -410,172 +430,255 @@ def train(
 
     `on_eval(step, metrics)` is called after each validation pass with its `val_*` metrics (a
     tuner reports them and may stop the run by raising; the checkpoint of that step is kept)."""
-    device, info = training_device(cfg.device, dist_info)
-    model.to(device)
-    model.train()
-    sampler = EpochSampler(len(train_data), cfg.batch_size, cfg.seed, info.rank, info.world_size)
-    optimizer = make_optimizer(model, cfg)
-    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    step, best = 0, math.inf
-
+    loop = _Loop(model, train_data, val_data, cfg, run, dist_info)
     if resume:
-        ckpt, state = restore_latest(run, model)
-        with restoring(ckpt):
-            optimizer.load_state_dict(state["optimizer"])
-            if ema is not None:
-                ema.load_state_dict(load_weights(ckpt / EMA_WEIGHTS))
-                ema.updates = int(state["ema_updates"])
-            sampler.load_state_dict(state["sampler"])
-            set_rng_state(state["rng"][info.rank] if info.enabled else state["rng"][0])
-            step, best = int(state["step"]), float(state["best"])
+        loop.restore()
     else:
-        seed_everything(cfg.seed * 7919 + info.rank)  # per-rank noise; weights come from rank 0
+        seed_everything(cfg.seed * 7919 + loop.info.rank)  # per-rank noise; weights: rank 0's
+    loop.start(resume=resume, progress=progress)
+    try:
+        while loop.step < cfg.steps:
+            loop.iteration(on_eval)
+    finally:
+        loop.bar.close()
+        if loop.log is not None:
+            loop.log.close()
+    return loop.summary()
 
-    loss_module = _LossModule(model)
-    if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel
 
-        loss_module = DistributedDataParallel(
-            loss_module, device_ids=[device.index] if device.type == "cuda" else None
+class _Loop:
+    """The state of one training run and the stages of an iteration (see the module
+    docstring): everything a checkpoint holds, and what the loop logs between them."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_data: Dataset,
+        val_data: Dataset | None,
+        cfg: TrainConfig,
+        run: RunDir,
+        dist_info: DistInfo | None,
+    ):
+        from genlab.writers import writer_for
+
+        self.device, self.info = training_device(cfg.device, dist_info)
+        self.model, self.cfg, self.run = model, cfg, run
+        self.train_data, self.val_data = train_data, val_data
+        self.sample_kind = train_data.spec.kind  # what the model samples: the data's kind
+        writer_for(self.sample_kind)  # a kind without a sample writer: refused before training
+        model.to(self.device)
+        model.train()
+        info = self.info
+        self.sampler = EpochSampler(
+            len(train_data), cfg.batch_size, cfg.seed, info.rank, info.world_size
         )
-    loss_fn = _compiled(loss_module, cfg.compile)
-    eval_model = copy.deepcopy(model) if ema is not None else model
-    log = (
-        MetricsLog(run.metrics_path, resume_step=step if resume else None) if info.is_main else None
-    )
-    bar = Progress(cfg.steps, step, enabled=progress and info.is_main)
-    params = [p for p in model.parameters() if p.requires_grad]
-    last_saved = step if resume else None
-    tic, tic_step = time.perf_counter(), step
-    summary: dict[str, float] = {}
-    logged: dict[str, float] = {}  # the last step's loss terms (none when resuming a finished run)
+        self.optimizer = make_optimizer(model, cfg)
+        self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.step, self.best = 0, math.inf
+        self.last_saved: int | None = None
+        self.summary_values: dict[str, float] = {}
+        self.logged: dict[str, float] = {}  # the last step's loss terms (none: nothing trained)
 
-    def checkpoint(is_best: bool) -> None:
-        nonlocal last_saved
+    def restore(self) -> None:
+        """Continue from the newest complete checkpoint: weights, optimizer, EMA, data order,
+        RNG states, step and best validation loss."""
+        ckpt, state = restore_latest(self.run, self.model)
+        with restoring(ckpt):
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.ema is not None:
+                self.ema.load_state_dict(load_weights(ckpt / EMA_WEIGHTS))
+                self.ema.updates = int(state["ema_updates"])
+            self.sampler.load_state_dict(state["sampler"])
+            rngs = state["rng"]
+            set_rng_state(rngs[self.info.rank] if self.info.enabled else rngs[0])
+            self.step, self.best = int(state["step"]), float(state["best"])
+        self.last_saved = self.step
+
+    def start(self, *, resume: bool, progress: bool) -> None:
+        """The loss function (under DDP and torch.compile when asked), the evaluation copy,
+        the metrics log and the progress bar."""
+        cfg, info, model = self.cfg, self.info, self.model
+        loss_module: nn.Module = _LossModule(model)
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            loss_module = DistributedDataParallel(loss_module, device_ids=device_ids)
+        self.loss_fn = _compiled(loss_module, cfg.compile)
+        self.eval_model = copy.deepcopy(model) if self.ema is not None else model
+        resume_step = self.step if resume else None
+        self.log = (
+            MetricsLog(self.run.metrics_path, resume_step=resume_step) if info.is_main else None
+        )
+        self.bar = Progress(cfg.steps, self.step, enabled=progress and info.is_main)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.tic, self.tic_step = time.perf_counter(), self.step
+
+    def due(self, every: int) -> bool:
+        """Whether this step is one of every `every` steps (the last step always is)."""
+        return self.step % every == 0 or self.step == self.cfg.steps
+
+    def iteration(self, on_eval: Callable[[int, dict[str, float]], None] | None) -> None:
+        """One optimizer step, then whatever falls due at it: a log row, a validation pass,
+        samples, a checkpoint (also for a new best), and the report to `on_eval`."""
+        cfg = self.cfg
+        logged, lr, norm = self.optimizer_step()
+        self.bar.update(self.step)
+        self.logged = self.log_row(logged, lr, norm) if self.due(cfg.log_every) else logged
+        val, is_best = None, False
+        if self.val_data is not None and self.due(cfg.eval_every):
+            val, is_best = self.evaluate()
+        if self.info.is_main and self.due(cfg.sample_every):
+            self.write_samples()
+        if self.due(cfg.checkpoint_every) or is_best:
+            self.checkpoint(is_best)
+        if on_eval is not None and val is not None:
+            on_eval(self.step, val)
+
+    def optimizer_step(self) -> tuple[dict[str, float], float, Tensor]:
+        """Warm-up/cosine learning rate, grad_accum micro-batches, clipping, the AdamW step and
+        the EMA update; returns (this rank's mean loss terms, the learning rate, the norm)."""
+        cfg = self.cfg
+        factor = warmup_cosine(
+            self.step, warmup=cfg.warmup_steps, total=cfg.steps, floor=cfg.min_lr_ratio
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * factor
+        self.optimizer.zero_grad(set_to_none=True)
+        logged: dict[str, float] = {}
+        for _ in range(cfg.grad_accum):
+            out = self.micro_batch()
+            for k, v in out.items():
+                logged[k] = logged.get(k, 0.0) + float(v.detach().float().mean()) / cfg.grad_accum
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        )
+        if not torch.isfinite(norm):
+            what = f"non-finite gradient norm, in {nonfinite_gradients(self.model)}"
+            raise_diverged(self.step + 1, what, float(norm), self.run, self.last_saved)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+        return logged, cfg.lr * factor, norm
+
+    def micro_batch(self) -> dict[str, Tensor]:
+        """Forward and backward of one micro-batch; a non-finite loss is replayed with the same
+        noise to name the first layer that produced it, and stops training."""
+        cfg, device = self.cfg, self.device
+        batch = to_device(self.train_data.batch(self.sampler.next()), device)
+        before = rng_state()  # to replay a failing forward pass with the same noise
+        with autocast_context(device, cfg.precision):
+            out = self.loss_fn(batch)
+        loss = out["loss"].float()
+        if not torch.isfinite(loss):
+            set_rng_state(before)
+            with autocast_context(device, cfg.precision):
+                where = first_nonfinite_module(
+                    self.model, functools.partial(self.model.loss, batch)
+                )
+            what = "non-finite loss" + (
+                f", first produced by layer {where}"
+                if where
+                else ", no layer's output was non-finite (the loss arithmetic was)"
+            )
+            raise_diverged(self.step + 1, what, float(loss.detach()), self.run, self.last_saved)
+        (loss / cfg.grad_accum).backward()
+        return out
+
+    def log_row(self, logged: dict[str, float], lr: float, norm: Tensor) -> dict[str, float]:
+        """A metrics.csv row of the loss terms averaged over the ranks (every rank logs at this
+        step), the learning rate, the gradient norm and the speed; returns the averages."""
+        speed = (self.step - self.tic_step) / max(time.perf_counter() - self.tic, 1e-9)
+        self.tic, self.tic_step = time.perf_counter(), self.step
+        logged = mean_over_ranks(logged, self.info, self.device)
+        row = {**logged, "lr": lr, "grad_norm": float(norm), "it_per_s": speed}
+        if self.log is not None:
+            self.log.log(self.step, row)
+        self.bar.update(self.step, f"loss {logged['loss']:.4f}", speed)
+        return logged
+
+    def evaluate(self) -> tuple[dict[str, float], bool]:
+        """The validation loss terms (of the EMA weights when kept), averaged over the ranks and
+        logged as val_*; returns them and whether the loss is a new best."""
+        cfg = self.cfg
+        if self.ema is not None:
+            self.ema.copy_to(self.eval_model)
+        val = evaluate_loss(
+            self.eval_model,
+            self.val_data,
+            batch_size=cfg.batch_size,
+            device=self.device,
+            max_batches=cfg.eval_batches,
+            seed=cfg.seed,
+            precision=cfg.precision,
+        )
+        val = mean_over_ranks(val, self.info, self.device)
+        is_best = val["loss"] < self.best
+        self.best = min(self.best, val["loss"])
+        metrics = {f"val_{k}": v for k, v in val.items()}
+        self.summary_values.update(metrics)
+        if self.log is not None:
+            self.log.log(self.step, metrics)
+        return metrics, is_best
+
+    def write_samples(self) -> None:
+        if self.ema is not None:
+            self.ema.copy_to(self.eval_model)
+        save_samples(
+            self.eval_model,
+            self.cfg.sample_n,
+            self.run.samples_dir / f"step-{self.step:08d}.png",
+            seed=self.cfg.seed,
+            device=self.device,
+            kind=self.sample_kind,
+        )
+
+    def checkpoint(self, is_best: bool) -> None:
+        """Save everything a resume needs (rank 0 writes; every rank's RNG state is in it)."""
+        cfg, info = self.cfg, self.info
         rngs = all_rng_states(info)
         if info.is_main:
-            run.save_checkpoint(
-                step,
-                model.state_dict(),
-                ema.state_dict() if ema is not None else None,
-                {
-                    "step": step,
-                    "best": best,
-                    "optimizer": optimizer.state_dict(),
-                    "sampler": sampler.state_dict(),
-                    "ema_updates": ema.updates if ema is not None else 0,
-                    "rng": rngs,
-                    "schedule": {
-                        "kind": "warmup_cosine",
-                        "warmup": cfg.warmup_steps,
-                        "total": cfg.steps,
-                        "floor": cfg.min_lr_ratio,
-                    },
+            state = {
+                "step": self.step,
+                "best": self.best,
+                "optimizer": self.optimizer.state_dict(),
+                "sampler": self.sampler.state_dict(),
+                "ema_updates": self.ema.updates if self.ema is not None else 0,
+                "rng": rngs,
+                "schedule": {
+                    "kind": "warmup_cosine",
+                    "warmup": cfg.warmup_steps,
+                    "total": cfg.steps,
+                    "floor": cfg.min_lr_ratio,
                 },
+            }
+            ema = self.ema.state_dict() if self.ema is not None else None
+            self.run.save_checkpoint(
+                self.step,
+                self.model.state_dict(),
+                ema,
+                state,
                 keep_last=cfg.keep_last,
                 best=is_best,
             )
-        last_saved = step
+        self.last_saved = self.step
         barrier(info)
 
-    try:
-        while step < cfg.steps:
-            factor = warmup_cosine(
-                step, warmup=cfg.warmup_steps, total=cfg.steps, floor=cfg.min_lr_ratio
-            )
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * factor
-            optimizer.zero_grad(set_to_none=True)
-            logged: dict[str, float] = {}
-            for _ in range(cfg.grad_accum):
-                batch = to_device(train_data.batch(sampler.next()), device)
-                before = rng_state()  # to replay a failing forward pass with the same noise
-                with autocast_context(device, cfg.precision):
-                    out = loss_fn(batch)
-                loss = out["loss"].float()
-                if not torch.isfinite(loss):
-                    set_rng_state(before)
-                    with autocast_context(device, cfg.precision):
-                        where = first_nonfinite_module(model, functools.partial(model.loss, batch))
-                    what = "non-finite loss" + (
-                        f", first produced by layer {where}"
-                        if where
-                        else ", no layer's output was non-finite (the loss arithmetic was)"
-                    )
-                    raise_diverged(step + 1, what, float(loss.detach()), run, last_saved)
-                (loss / cfg.grad_accum).backward()
-                for k, v in out.items():
-                    logged[k] = (
-                        logged.get(k, 0.0) + float(v.detach().float().mean()) / cfg.grad_accum
-                    )
-            norm = torch.nn.utils.clip_grad_norm_(
-                params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-            )
-            if not torch.isfinite(norm):
-                what = f"non-finite gradient norm, in {nonfinite_gradients(model)}"
-                raise_diverged(step + 1, what, float(norm), run, last_saved)
-            optimizer.step()
-            if ema is not None:
-                ema.update(model)
-            step += 1
-            bar.update(step)
-
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                speed = (step - tic_step) / max(time.perf_counter() - tic, 1e-9)
-                tic, tic_step = time.perf_counter(), step
-                logged = mean_over_ranks(logged, info, device)  # every rank logs at this step
-                row = {**logged, "lr": cfg.lr * factor, "grad_norm": float(norm), "it_per_s": speed}
-                if log is not None:
-                    log.log(step, row)
-                bar.update(step, f"loss {logged['loss']:.4f}", speed)
-            is_best = False
-            is_eval_step = step % cfg.eval_every == 0 or step == cfg.steps
-            if val_data is not None and is_eval_step:
-                if ema is not None:
-                    ema.copy_to(eval_model)
-                val = evaluate_loss(
-                    eval_model,
-                    val_data,
-                    batch_size=cfg.batch_size,
-                    device=device,
-                    max_batches=cfg.eval_batches,
-                    seed=cfg.seed,
-                    precision=cfg.precision,
-                )
-                val = mean_over_ranks(val, info, device)
-                is_best = val["loss"] < best
-                best = min(best, val["loss"])
-                summary.update({f"val_{k}": v for k, v in val.items()})
-                if log is not None:
-                    log.log(step, {f"val_{k}": v for k, v in val.items()})
-            if info.is_main and (step % cfg.sample_every == 0 or step == cfg.steps):
-                if ema is not None:
-                    ema.copy_to(eval_model)
-                save_samples(
-                    eval_model,
-                    cfg.sample_n,
-                    run.samples_dir / f"step-{step:08d}.png",
-                    seed=cfg.seed,
-                    device=device,
-                )
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps or is_best:
-                checkpoint(is_best)
-            if on_eval is not None and val_data is not None and is_eval_step:
-                on_eval(step, {f"val_{k}": v for k, v in val.items()})
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-    if not logged and log is not None:  # nothing left to train: report the last logged values
-        latest = log.latest()
-        summary.update({k: v for k, v in latest.items() if k.startswith("val_")})
-        logged = {"loss": latest["loss"]} if "loss" in latest else {}
-    summary["step"] = step
-    if "loss" in logged:  # the mean over the ranks (rank 0 prints it)
-        summary["train_loss"] = logged["loss"]
-    if math.isfinite(best):
-        summary["best_val_loss"] = best
-    return summary
+    def summary(self) -> dict[str, float]:
+        """The step reached, the last training loss, the last val_* metrics and the best
+        validation loss (a resumed run with nothing left to train: the last logged ones)."""
+        summary, logged = self.summary_values, self.logged
+        if not logged and self.log is not None:
+            latest = self.log.latest()
+            summary.update({k: v for k, v in latest.items() if k.startswith("val_")})
+            logged = {"loss": latest["loss"]} if "loss" in latest else {}
+        summary["step"] = self.step
+        if "loss" in logged:  # the mean over the ranks (rank 0 prints it)
+            summary["train_loss"] = logged["loss"]
+        if math.isfinite(self.best):
+            summary["best_val_loss"] = self.best
+        return summary
 
 
 def raise_diverged(

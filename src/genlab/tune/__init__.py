@@ -14,64 +14,37 @@ def tune(
     data: str,
     space: str | Path,
     *,
-    sampler: str = "tpe",
-    trials: int | None = None,
-    pruner: str = "none",
-    storage: str | None = None,
-    study: str | None = None,
-    folds: int | None = None,
-    metric: str = "val_loss",
-    direction: str | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    out: str | Path | None = None,
     fixed: dict[str, str] | None = None,
-    features: str = "digits",
-    eval_n: int = 2000,
+    out: str | Path | None = None,
     console: Any = None,
     live: bool = False,
+    **options: Any,
 ):
-    """Run (or join) a study and write its results; returns (the study, the files written)."""
+    """Run (or join) a study and write its results; returns (the study, the files written).
+
+    `fixed`: `-o` options every trial gets, layered over the model's defaults exactly as
+    `genlab train` layers them (genlab.settings); `options`: the fields of
+    genlab.tune.study.TuneSettings (sampler, trials, pruner, storage, study, folds, metric,
+    direction, steps, seed, features, eval_n), as `genlab tune` passes its flags."""
     try:
         import optuna  # noqa: F401
     except ImportError:
         raise GenlabError("tuning needs optuna: pip install 'genlab[tune]'") from None
-    from genlab.config import apply_overrides
-    from genlab.contract import trainer_module
-    from genlab.registry import model_class
+    from genlab.settings import resolve
     from genlab.tune.report import write_results
     from genlab.tune.space import load_space
     from genlab.tune.study import TuneSettings, run_study
 
-    cls = model_class(model)
     fixed = dict(fixed or {})
-    model_fixed = {k: v for k, v in fixed.items() if not k.startswith(("train.", "data."))}
-    train_fixed = {k[6:]: v for k, v in fixed.items() if k.startswith("train.")}
-    model_config = apply_overrides(cls.Config(), model_fixed)
-    train_config = apply_overrides(
-        trainer_module(cls).TrainConfig(**getattr(cls, "train_defaults", {})),
-        train_fixed,
-        prefix="train.",
-    )
+    layers = resolve(model, overrides=fixed)
     settings = TuneSettings(
         model=model,
         data=data,
-        space=load_space(space, model_config=model_config, train_config=train_config),
+        space=load_space(space, model_config=layers.model_config_for(), train_config=layers.train),
         out=Path("."),
-        sampler=sampler,
-        trials=trials,
-        pruner=pruner,
-        storage=storage,
-        study=study,
-        folds=folds,
-        metric=metric,
-        direction=direction,
-        steps=steps,
-        seed=seed,
         fixed=fixed,
-        eval_every=getattr(train_config, "eval_every", 1),  # GAN loops do not evaluate
-        features=features,
-        eval_n=eval_n,
+        eval_every=layers.train.eval_every,  # the trainer's evaluation interval: the first rung
+        **options,
     )
     settings.validate()
     settings.out = Path(out) if out else Path("runs") / f"tune-{settings.study_name}"

@@ -3,8 +3,9 @@
 A trial draws options from the search space, trains a run with them (`genlab.api.train_run`,
 so any registered model works) under `OUT/trials/trial-NNNN`, and returns the objective:
 - a metric the training loop reports on the validation data (`val_loss`, or any `val_*` term
-  the model's loss logs, e.g. `val_bits_per_dim`): reported at every evaluation step, so a
-  pruner can stop a bad trial early;
+  the model's loss logs, e.g. `val_bits_per_dim`): every trainer (contract.Trainer, whatever
+  the model family) hands each evaluation to `on_eval(step, metrics)`, where the trial reports
+  it, so a pruner can stop a bad trial early;
 - or a metric of `genlab evaluate` on the validation split after training (`nll_nats`,
   `bits_per_dim`, or a sample metric: `fid`, `kid`, `is`, `precision`, `recall`, with
   `features` digits or inception).
@@ -61,7 +62,7 @@ class TuneSettings:
     steps: int | None = None
     seed: int = 0
     fixed: dict[str, str] = field(default_factory=dict)  # -o options every trial gets
-    eval_every: int = 1  # the loop's validation interval (the pruners' first rung)
+    eval_every: int = 1  # the trainer's validation interval (the pruners' first rung)
     features: str = "digits"  # sample metrics: the feature network
     eval_n: int = 2000  # sample metrics: samples per evaluation
 

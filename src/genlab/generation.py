@@ -1,11 +1,17 @@
 """Text generation for every genlab language model: sampling, streaming, stop strings.
 
-One implementation serves the vanilla RNN, GRU, LSTM and GPT, because each of them exposes the
-same narrow interface (:class:`LanguageModel`): ``step(ids, cache)`` feeds the next tokens and
-returns their logits and a new cache (GPT: per-layer keys and values; RNNs: the hidden state).
+One implementation serves every model that generates token by token (the vanilla RNN, GRU, LSTM
+and GPT today), because each of them keeps the same narrow contract
+(:class:`genlab.contract.TokenGenerator`): ``step(ids, cache)`` feeds the next T tokens (B, T)
+int64 after what ``cache`` holds (None: start fresh) and returns their logits (B, T, V) and a
+new cache (GPT: per-layer keys and values; RNNs: the hidden state); ``block_size`` is the
+longest context the model reads (None: unbounded, RNNs). Generation does not switch the model
+to eval mode: call ``model.eval()`` first, or dropout makes the output random and the cached and
+uncached paths disagree (:func:`generate_run` loads a run's model in eval mode).
 
 The pipeline, outermost first:
 
+- :func:`generate_run`: a run folder and a prompt in, its model's text out (`genlab generate`).
 - :func:`generate_text` / :func:`complete_text`: prompt string in, text out, streamed piece by
   piece, cut right before the first stop string.
 - :func:`generate_ids`: prompt ids in, one new token per batch row out per step. It owns the
@@ -35,29 +41,15 @@ from __future__ import annotations
 import math
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from genlab.contract import TokenGenerator
 from genlab.errors import GenlabError
-from genlab.text.tokenizers import StreamDecoder, Tokenizer
-
-
-class LanguageModel(Protocol):
-    """What generation needs from a language model (RNN, GRU, LSTM, GPT).
-
-    Generation does not switch the model to eval mode: call ``model.eval()`` first, or dropout
-    makes the output random and the cached and uncached paths disagree.
-    """
-
-    block_size: int | None  # the longest context the model can read; None: unbounded (RNNs)
-
-    def step(self, ids: Tensor, cache: Any | None) -> tuple[Tensor, Any]:
-        """Feed ``ids`` (B, T) int64, the next T tokens after what ``cache`` holds (None: start
-        fresh). Returns logits (B, T, V) for the token after each input position, and the new
-        cache (GPT: per-layer keys/values; RNN: hidden state)."""
-        ...
+from genlab.tokenizers import StreamDecoder, Tokenizer
 
 
 @dataclass
@@ -183,7 +175,7 @@ def _make_generator(
     return fresh
 
 
-def _step(model: LanguageModel, ids: Tensor, cache: Any | None) -> tuple[Tensor, Any]:
+def _step(model: TokenGenerator, ids: Tensor, cache: Any | None) -> tuple[Tensor, Any]:
     # inference_mode per call rather than around the generator: a grad-mode context held open
     # across `yield` would leak into the caller's code between tokens. (inference_mode, not
     # no_grad: no version counters or view tracking, about 6% less time per generated token.)
@@ -192,7 +184,7 @@ def _step(model: LanguageModel, ids: Tensor, cache: Any | None) -> tuple[Tensor,
 
 
 def generate_ids(
-    model: LanguageModel,
+    model: TokenGenerator,
     prompt_ids: Tensor,
     config: GenerationConfig,
     *,
@@ -223,7 +215,7 @@ def generate_ids(
 
 
 def _generate(
-    model: LanguageModel,
+    model: TokenGenerator,
     prompt_ids: Tensor,
     config: GenerationConfig,
     generator: torch.Generator,
@@ -257,8 +249,33 @@ def _generate(
 # --------------------------------------------------------------------------------------------
 
 
+def generate_run(
+    run_dir: str | Path,
+    prompt: str,
+    *,
+    checkpoint: str = "last",
+    use_cache: bool = True,
+    device: str = "cpu",
+    **settings: Any,
+) -> Iterator[str]:
+    """Stream the text a language model run generates after `prompt`, piece by piece.
+
+    `settings` are GenerationConfig fields (max_new_tokens, temperature, top_k, top_p,
+    repetition_penalty, stop, seed); they and the prompt are checked before the first piece (a
+    prompt with characters outside a character vocabulary is an error). `device` is where the
+    model runs (see genlab.api.load).
+    """
+    from genlab.api import load
+
+    model = load(run_dir, checkpoint=checkpoint, device=device)
+    if not isinstance(model, TokenGenerator) or model.tokenizer is None:
+        raise GenlabError(f"{run_dir} is not a language model run (no tokenizer); try sample")
+    config = GenerationConfig(**settings)  # generate_text validates it before the first piece
+    return generate_text(model, model.tokenizer, prompt, config, use_cache=use_cache)
+
+
 def generate_text(
-    model: LanguageModel,
+    model: TokenGenerator,
     tokenizer: Tokenizer,
     prompt: str,
     config: GenerationConfig,
@@ -286,7 +303,7 @@ def generate_text(
 
 
 def complete_text(
-    model: LanguageModel,
+    model: TokenGenerator,
     tokenizer: Tokenizer,
     prompt: str,
     config: GenerationConfig,
@@ -301,7 +318,7 @@ def complete_text(
     return "".join(pieces)
 
 
-def _device_of(model: LanguageModel) -> torch.device:
+def _device_of(model: TokenGenerator) -> torch.device:
     if isinstance(model, nn.Module):
         parameter = next(model.parameters(), None)
         if parameter is not None:
