@@ -51,6 +51,10 @@ from genlab.contract import TokenGenerator
 from genlab.errors import GenlabError
 from genlab.tokenizers import StreamDecoder, Tokenizer
 
+# Logits are divided by the temperature and a seen token's by the repetition penalty: below this
+# (e.g. 1e-300) they overflow to inf and the sampling probabilities become NaN.
+MIN_DIVISOR = 0.01
+
 
 @dataclass
 class GenerationConfig:
@@ -69,20 +73,22 @@ class GenerationConfig:
                 f"max_new_tokens must be an integer >= 0, got {self.max_new_tokens!r}"
             )
         if not _is_number(self.temperature) or not (
-            math.isfinite(self.temperature) and self.temperature >= 0
+            math.isfinite(self.temperature)
+            and (self.temperature == 0 or self.temperature >= MIN_DIVISOR)
         ):
             raise GenlabError(
-                f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}"
+                f"temperature must be 0 (greedy) or a finite number >= {MIN_DIVISOR}, "
+                f"got {self.temperature!r}"
             )
         if self.top_k is not None and (not _is_int(self.top_k) or self.top_k < 1):
             raise GenlabError(f"top_k must be an integer >= 1 or None, got {self.top_k!r}")
         if self.top_p is not None and (not _is_number(self.top_p) or not 0 < self.top_p <= 1):
             raise GenlabError(f"top_p must be in (0, 1] or None, got {self.top_p!r}")
         if not _is_number(self.repetition_penalty) or not (
-            math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0
+            math.isfinite(self.repetition_penalty) and self.repetition_penalty >= MIN_DIVISOR
         ):
             raise GenlabError(
-                "repetition_penalty must be a finite number > 0 (1 = none), "
+                f"repetition_penalty must be a finite number >= {MIN_DIVISOR} (1 = none), "
                 f"got {self.repetition_penalty!r}"
             )
         # A bare string would be taken as a tuple of one-character stop strings.

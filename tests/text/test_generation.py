@@ -466,10 +466,12 @@ def test_same_seed_same_text_different_seed_different_text():
         ("temperature", -0.1),
         ("temperature", math.inf),
         ("temperature", math.nan),
+        ("temperature", 1e-300),  # logits / 1e-300 overflow: NaN probabilities (CLI and server)
         ("top_k", 0),
         ("top_p", 0.0),
         ("top_p", 1.5),
         ("repetition_penalty", 0.0),
+        ("repetition_penalty", 1e-300),
         ("stop", ("ok", "")),
         ("stop", "abc"),
         ("seed", 1.5),

@@ -27,11 +27,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from genlab.generation import MIN_DIVISOR  # temperature / repetition penalty
 from genlab.serve.encoders import ENCODERS
 
 SEED_MAX = 2**63 - 1
-# logits are divided by these: 5e-324 makes them inf and the sampling probabilities NaN
-MIN_DIVISOR = 0.01
 
 
 @dataclass(frozen=True)
