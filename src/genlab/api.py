@@ -133,7 +133,7 @@ def train_run(
     reuse a non-empty folder tells the user to do, and the config is the one they chose. A
     resume with nothing left to train returns the last logged metrics.
     """
-    from genlab.training.distributed import launched_rank
+    from genlab.training.distributed import launched_rank, leave_launched_group
 
     run = RunDir(out)
     overrides = dict(overrides or {})
@@ -171,6 +171,7 @@ def train_run(
             model, train_data, val_data, setup.train_cfg, run,
             resume=resume and not restart, progress=progress, on_eval=on_eval,
         )  # fmt: skip
+    leave_launched_group()  # under torchrun: every rank leaves the group the loop joined
     return run.path, summary
 
 

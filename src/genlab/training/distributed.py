@@ -88,3 +88,11 @@ def shutdown(info: DistInfo) -> None:
         gc.collect()
         dist.barrier()
         dist.destroy_process_group()
+
+
+def leave_launched_group() -> None:
+    """Leave the process group a loop joined under torchrun (see :func:`shutdown`): what
+    `genlab train` does when training returns, so no rank exits with gloo still running."""
+    if dist.is_available() and dist.is_initialized():
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        shutdown(DistInfo(rank=launched_rank(), world_size=world))
