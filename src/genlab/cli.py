@@ -478,6 +478,10 @@ def tune(
     option: Options = None,
     features: Annotated[str, typer.Option(help="fid/kid/is/pr: digits or inception")] = "digits",
     eval_n: Annotated[int, typer.Option(help="fid/kid/is/pr: samples per evaluation")] = 2000,
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="fid/kid/is/pr on inception: tf (default) or pytorch-fid"),
+    ] = None,
 ) -> None:
     """Search MODEL's options on --data: grid, random or TPE, with pruning and workers."""
     settings = dict(locals())  # the flags, passed on as TuneSettings fields by name

@@ -221,6 +221,8 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys):
         (["--storage", "redis://x"], "unknown storage"),
         (["--trials", "0"], "--trials must be >= 1"),
         (["--folds", "1"], "--folds must be >= 2"),
+        (["--protocol", "pytorch-fid"], "the digit features have one protocol"),
+        (["--features", "inception", "--protocol", "torch"], "protocol"),
         (["--sampler", "grid", "--space", str(write_space(tmp_path, {
             "train.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}))], "needs a step or a grid"),
     ):  # fmt: skip

@@ -65,8 +65,13 @@ class TuneSettings:
     eval_every: int = 1  # the trainer's validation interval (the pruners' first rung)
     features: str = "digits"  # sample metrics: the feature network
     eval_n: int = 2000  # sample metrics: samples per evaluation
+    protocol: str | None = None  # sample metrics on Inception: tf (default) or pytorch-fid
 
     def validate(self) -> None:
+        if self.protocol is not None:  # refused before any trial trains
+            from genlab.metrics.evaluate import check_protocol
+
+            check_protocol(self.features, self.protocol)
         if self.sampler not in SAMPLERS:
             raise GenlabError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.pruner not in PRUNERS:
@@ -271,6 +276,7 @@ def _metric_from(summary: dict[str, float], run: Path, settings: TuneSettings) -
         metrics=settings.metric if sample else None,
         n=settings.eval_n,
         features=settings.features,
+        protocol=settings.protocol,
     )
     for key in (settings.metric, f"{settings.metric}_{settings.features}"):
         if isinstance(result.get(key), int | float):
