@@ -194,3 +194,40 @@ def test_masks_and_normal_log_prob():
     assert channel_mask(4, 1, image=False).flatten().tolist() == [0, 0, 1, 1]
     z = torch.zeros(1, 3)
     assert standard_normal_log_prob(z).item() == pytest.approx(-1.5 * math.log(2 * math.pi))
+
+
+def _actnorm_rank(rank: int, world: int, address: str, batches: torch.Tensor, out) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=address, rank=rank, world_size=world)
+    try:
+        layer = ActNorm(batches.shape[2])
+        layer.initialize(batches[rank])
+        out[rank] = torch.cat([layer.bias.detach(), layer.logs.detach()])
+    finally:
+        dist.destroy_process_group()
+
+
+def test_actnorm_starts_from_the_global_batch_under_ddp(tmp_path):
+    """Two ranks with different halves of a batch initialise ActNorm identically, to what one
+    process gets from the whole batch (DDP synchronises parameters only when it wraps the
+    model, before this data-dependent initialisation)."""
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(0)
+    batches = torch.randn(2, 16, 3, 4, 4) * torch.tensor([1.0, 3.0, 0.5]).view(1, 1, 3, 1, 1)
+    batches[1] += 2.0  # the ranks see different data
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(
+            _actnorm_rank,
+            args=(2, f"file://{tmp_path / 'rendezvous'}", batches, out),
+            nprocs=2,
+            join=True,
+        )
+        ranks = [out[0], out[1]]
+    whole = ActNorm(3)
+    whole.initialize(batches.flatten(0, 1))
+    expected = torch.cat([whole.bias.detach(), whole.logs.detach()])
+    assert torch.equal(ranks[0], ranks[1])
+    assert torch.allclose(ranks[0], expected, atol=1e-5)  # E[x^2] - E[x]^2 vs two-pass std

@@ -56,6 +56,22 @@ def _per_channel(v: Tensor, x: Tensor) -> Tensor:
     return v.view(1, -1, 1, 1) if x.dim() == 4 else v.view(1, -1)
 
 
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _global_moments(x: Tensor, dims: list[int]) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and (biased) std over every rank's batch: E[x] and E[x^2] averaged."""
+    import torch.distributed as dist
+
+    moments = torch.stack([x.mean(dim=dims), (x * x).mean(dim=dims)])  # (2, C)
+    dist.all_reduce(moments)
+    mean, square = moments / dist.get_world_size()
+    return mean, (square - mean * mean).clamp_min(0).sqrt()
+
+
 class ActNorm(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
@@ -73,11 +89,17 @@ class ActNorm(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
-        """b = -mean, logs = -log(std) per channel over the batch (and positions), in fp32."""
+        """b = -mean, logs = -log(std) per channel over the batch (and positions), in fp32.
+
+        Under DDP the statistics are those of the global batch (every rank's, of equal size),
+        so all ranks start from the same parameters: DDP synchronises parameters only when it
+        wraps the model, before this data-dependent initialisation."""
         x = upcast(x)
         dims = [0, 2, 3] if x.dim() == 4 else [0]
-        mean = x.mean(dim=dims)
-        std = x.std(dim=dims, unbiased=False)
+        if _distributed():
+            mean, std = _global_moments(x, dims)
+        else:
+            mean, std = x.mean(dim=dims), x.std(dim=dims, unbiased=False)
         self.bias.copy_(-mean)
         self.logs.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)
