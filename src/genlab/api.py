@@ -34,6 +34,7 @@ from genlab.contract import (
     LatentGenerator,
     RunAssets,
     StyleGenerator,
+    Translator,
     Visualizable,
     config_for_data,
     data_kinds,
@@ -41,6 +42,7 @@ from genlab.contract import (
     sample_keywords,
     sample_kind,
     trainer_module,
+    translate_keywords,
 )
 from genlab.errors import GenlabError
 from genlab.fileio import atomic_write_text
@@ -568,6 +570,61 @@ def interpolate(
         return save_gif(pictures, out, duration_ms=duration_ms)
     except OSError as e:
         raise GenlabError(f"cannot write {out}: {e.strerror}") from None
+
+
+def translate(
+    run_dir: str | Path,
+    image: str | Path,
+    out: str | Path,
+    *,
+    inputs: dict[str, str | Path] | None = None,
+    checkpoint: str = "last",
+    device: str = "cpu",
+    max_pixels: int | None = None,
+    **options: Any,
+) -> Path:
+    """Translate one image file with an image-to-image run (contract.Translator: style
+    transfer, super-resolution) and write the result to `out` as a PNG.
+
+    `inputs` are the model's other image inputs by name (e.g. {"style": "starry.jpg"});
+    `options` its TranslateOptions by name (None = not given), checked against their bounds.
+    Every image is read at full size (genlab.data.photos.read_image: anything unreadable is one
+    line); `max_pixels` refuses larger images before decoding them."""
+    from genlab.data.photos import read_image
+    from genlab.imaging import save_image
+
+    out = Path(out)
+    _check_writable(out)
+    model = load(run_dir, checkpoint=checkpoint, device=device)
+    if not isinstance(model, Translator):
+        raise GenlabError(f"{run_dir}: a {type(model).__name__} run does not translate images")
+    keywords = _translate_keywords(model, inputs or {}, options)
+    where = next(model.parameters()).device
+    x = read_image(image, channels=3, max_pixels=max_pixels).unsqueeze(0).to(where)
+    for name, path in (inputs or {}).items():
+        keywords[name] = read_image(path, channels=3, max_pixels=max_pixels)[None].to(where)
+    with torch.no_grad():
+        try:
+            y = model.translate(x, **keywords)
+        except ValueError as e:
+            raise GenlabError(f"cannot translate {image}: {e}") from None
+    try:
+        return save_image(y[0].float().cpu(), out)
+    except OSError as e:
+        raise GenlabError(f"cannot write {out}: {e.strerror}") from None
+
+
+def _translate_keywords(model: Any, inputs: dict[str, Any], options: dict[str, Any]) -> dict:
+    """Image inputs and options given by name -> translate's keywords, or a one-line error."""
+    extra = [name for name in model.translate_inputs if name != "image"]
+    for name in inputs:
+        if name not in extra:
+            takes = ", ".join(f"--{n}" for n in extra) or "no other image"
+            raise GenlabError(f"{type(model).__name__} does not take --{name} (it takes {takes})")
+    try:
+        return translate_keywords(model, options)
+    except ValueError as e:
+        raise GenlabError(f"--{e}") from None
 
 
 def _check_writable(out: Path) -> None:

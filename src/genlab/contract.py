@@ -39,7 +39,8 @@ Optional parts, each found by `isinstance` against the protocols below, never by
   test); their `loss` is what the loop reports on validation data; a `CriticHook` acts after
   every discriminator (critic) update.
 - Sample options (HasSampleOptions), token generation (TokenGenerator), files kept beside the
-  weights (RunAssets), export (Exporter), image-to-image (Translator): see each protocol.
+  weights (RunAssets), export (Exporter), image-to-image (Translator, and Restorer for a
+  translator that undoes a known degradation): see each protocol.
 Image models return samples as float (B, C, H, W) in [0, 1].
 """
 
@@ -201,11 +202,42 @@ class Exporter(Protocol):
 
 @runtime_checkable
 class Translator(Protocol):
-    """An image-to-image (or more generally x-to-y) model: `translate(x, **options)` maps a
-    batch of inputs to a batch of outputs of the model's modality (style transfer,
-    super-resolution)."""
+    """An image-to-image model (style transfer, super-resolution; later x-to-y in general).
 
-    def translate(self, x: Tensor, **options: Any) -> Tensor: ...
+    `translate(image, **inputs_and_options)` maps a batch of RGB images (B, 3, H, W) in [0, 1]
+    to a batch of RGB outputs in [0, 1] (another size for super-resolution; a model that works
+    on luma converts inside, so every caller hands it RGB); it takes any H and W the
+    model supports (large inputs are the model's business: super-resolution tiles them).
+    `translate_inputs` names its image inputs, the first one being `image` (AdaIN also takes a
+    `style`, a keyword of translate: (B or 1, C, h, w)); `TranslateOptions` is a dataclass of
+    `option(...)` fields like SampleOptions (AdaIN's alpha), possibly empty. `genlab stylize
+    --model`, `genlab upscale` (through `genlab.api.translate`) and the server's image route
+    are derived from these. Its `sample(n, generator=...)` translates seeded crops of held-out
+    photographs (genlab.data.photos.demo_crops), so it keeps the core contract."""
+
+    translate_inputs: ClassVar[tuple[str, ...]]
+    TranslateOptions: ClassVar[type]
+
+    def translate(self, image: Tensor, **inputs_and_options: Any) -> Tensor: ...
+
+
+@runtime_checkable
+class Restorer(Translator, Protocol):
+    """A translator that undoes a known degradation (super-resolution undoes downsampling), so
+    each clean image x gives a pair (degrade(x), x) and a classical baseline to beat:
+
+    - `degrade(x)`: the model's input made from a clean image (antialiased bicubic
+      downsampling by the scale);
+    - `baseline(y)`: the classical answer for an input (bicubic upsampling);
+    - `crop_border`: pixels left out at each edge when outputs are compared with x (the
+      standard protocol crops `scale` pixels).
+    `genlab evaluate` reports PSNR, SSIM and LPIPS of translate and of baseline against x."""
+
+    crop_border: int
+
+    def degrade(self, x: Tensor) -> Tensor: ...
+
+    def baseline(self, y: Tensor) -> Tensor: ...
 
 
 @runtime_checkable
@@ -269,6 +301,11 @@ def sample_options(model: Any) -> type:
     return model.SampleOptions if isinstance(model, HasSampleOptions) else _NoOptions
 
 
+def translate_options(model: Any) -> type:
+    """The TranslateOptions dataclass of a Translator (or its class)."""
+    return model.TranslateOptions
+
+
 def option(
     default: Any,
     *,
@@ -287,24 +324,36 @@ def option(
     return dataclasses.field(default=default, metadata={**metadata, "serve": serve})
 
 
-def option_fields(model: Any, *, served: bool = False) -> list[dataclasses.Field]:
-    """The SampleOptions fields of a model (only those the server offers with `served`)."""
-    fields = dataclasses.fields(sample_options(model))
+def option_fields(model: Any, *, served: bool = False, options: type | None = None):
+    """The fields of a model's SampleOptions (or of `options`, e.g. translate_options(model)),
+    only those the server offers with `served`."""
+    fields = dataclasses.fields(sample_options(model) if options is None else options)
     return [f for f in fields if f.metadata.get("serve", True) or not served]
 
 
 def sample_keywords(model: Any, values: dict[str, Any]) -> dict[str, Any]:
     """Option values (by option name, None = not given) -> the keywords of `model.sample`,
     each checked against its field's bounds; ValueError naming the option otherwise."""
-    fields = {f.name: f for f in option_fields(model)}
-    types = option_types(model)
+    return option_keywords(type(model).__name__, sample_options(model), values)
+
+
+def translate_keywords(model: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Like sample_keywords, for the options of a Translator's `translate`."""
+    return option_keywords(type(model).__name__, translate_options(model), values)
+
+
+def option_keywords(owner: str, options: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Values by option name (None = not given) -> keywords, checked against `options`'s fields
+    (their type, bounds and choices); a ValueError naming the option otherwise."""
+    fields = {f.name: f for f in dataclasses.fields(options)}
+    types = option_types(options)
     out: dict[str, Any] = {}
     for name, value in values.items():
         if value is None:
             continue
         if name not in fields:
             takes = ", ".join(fields) or "none"
-            raise ValueError(f"{type(model).__name__} does not take {name} (it takes: {takes})")
+            raise ValueError(f"{owner} does not take {name} (it takes: {takes})")
         value = _parsed(name, value, types[name])
         meta = fields[name].metadata
         if isinstance(value, float) and value != value:
@@ -319,9 +368,10 @@ def sample_keywords(model: Any, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def option_types(model: Any) -> dict[str, type]:
-    """Option name -> its value type (int, float, bool or str; None stripped from `X | None`)."""
-    hints = typing.get_type_hints(sample_options(model))
+def option_types(options: type) -> dict[str, type]:
+    """Option name -> its value type (int, float, bool or str; None stripped from `X | None`)
+    for an options dataclass."""
+    hints = typing.get_type_hints(options)
     out = {}
     for name, hint in hints.items():
         args = [a for a in typing.get_args(hint) if a is not type(None)]

@@ -68,6 +68,11 @@ DATASETS: dict[str, tuple[str, str]] = {
         "genlab.data.lfw:load_lfw",
         "100 LFW face crops bundled with scikit-image, 1x32x32 (image_size), offline (80/10/10)",
     ),
+    "photos": (
+        "genlab.data.photos:load_photos",
+        "scikit-image's 19 photographs as RGB patches (image_size 96), split by image: 15 train, "
+        "1 val, 3 test (astronaut, coffee, camera), offline",
+    ),
     "tinyshakespeare": (
         "genlab.data.text:load_tinyshakespeare",
         "Tiny Shakespeare; tokenizer char (65 symbols, default), word or bpe; 1 MB download "

@@ -42,10 +42,10 @@ def image_files(folder: Path) -> list[Path]:
 
 def read_image(path: Path, image_size: int, channels: int) -> np.ndarray:
     """One image as (channels, image_size, image_size) uint8. Raises on undecodable files."""
-    return _resize_crop(_decode(path, channels), image_size)
+    return _resize_crop(decode_image(path, channels), image_size)
 
 
-def _decode(path: Path, channels: int) -> PILImage:
+def decode_image(path: Path, channels: int) -> PILImage:
     """The fully decoded image in mode L or RGB; any exception means an unreadable file."""
     from PIL import Image, ImageOps
 
@@ -78,7 +78,7 @@ def _read_folder(
     images, names, failures = [], [], []
     for relative, _, _ in signature:
         try:
-            image = _decode(Path(folder) / relative, channels)
+            image = decode_image(Path(folder) / relative, channels)
         except Exception as e:  # any decoder failure on a user's file: count it and move on
             failures.append(f"{relative} ({type(e).__name__})")
         else:
