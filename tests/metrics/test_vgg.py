@@ -9,14 +9,14 @@ import torch
 from metric_helpers import randomize
 
 from genlab.errors import GenlabError
-from genlab.metrics.vgg import LPIPS, VGG16, VGGFeatures, load_lpips, load_vgg16
+from genlab.metrics.vgg import LPIPS, VGG, VGGFeatures, load_lpips, load_vgg
 
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 
 
 def test_vgg16_matches_torchvision_state_dict():
     with torch.device("meta"):
-        net = VGG16()
+        net = VGG("vgg16", classifier=True)
     state = net.state_dict()
     expected = [f"features.{i}.{p}" for i in CONV_INDICES for p in ("weight", "bias")]
     expected += [f"classifier.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")]
@@ -36,8 +36,8 @@ def test_lpips_heads_have_the_published_key_names():
 
 
 @pytest.fixture(scope="module")
-def trunk() -> VGG16:
-    return randomize(VGG16(classifier=False), seed=1)
+def trunk() -> VGG:
+    return randomize(VGG("vgg16"), seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +113,12 @@ def test_lpips_heads_with_wrong_keys_are_refused(trunk, tmp_path):
     with pytest.raises(GenlabError, match="does not match"):
         load_lpips(tmp_path / "vgg.pth", tmp_path / "lin.pth")
     with pytest.raises(GenlabError, match="missing"):
-        load_vgg16(tmp_path / "vgg.pth", classifier=True)  # a trunk-only file for the full net
+        # a trunk-only file for the full net
+        load_vgg("vgg16", tmp_path / "vgg.pth", classifier=True)
 
 
 def test_fc2_features_for_precision_recall():
-    net = VGG16(classifier=True).eval()
+    net = VGG("vgg16", classifier=True).eval()
     extractor = VGGFeatures(net, channels_last=True)
     images = torch.rand(2, 1, 28, 28)
     with torch.inference_mode():

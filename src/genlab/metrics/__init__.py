@@ -7,7 +7,7 @@
     ppl.py               Perceptual Path Length (StyleGAN protocol)
     likelihood.py        NLL, bits/dim, perplexity
     inception.py         the FID Inception-v3 (TF inception-2015-12-05) and its loaders
-    vgg.py               VGG16, LPIPS, VGG16 fc2 features
+    vgg.py               VGG16/VGG19 with named layers (loss networks), LPIPS, fc2 features
     digits.py            genlab's own digit classifier: offline "FID (digits)", "IS (digits)"
     weights.py           pinned weight files: resolution, sha256, safe loading
     imageops.py          8-bit rounding, TF1 bilinear resize, grey <-> RGB

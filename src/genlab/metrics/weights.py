@@ -2,7 +2,13 @@
 
 The reference metrics are only comparable with published numbers when they run the very same
 network weights, so every file genlab knows is pinned by sha256 in `WEIGHTS` below, and every
-result records the sha256 of the file that produced it.
+result records the (full) sha256 of the file that produced it.
+
+Pins and prefixes: a pinned value of 64 hex digits is the whole sha256; a pinned value shorter
+than 64 hex digits (at least 8) is a prefix of it, and every check (a file found on disk, an
+explicit path with a known name, a download) compares that prefix. torchvision publishes only the
+first 8 hex digits of its files' sha256 (in the file name, e.g. `vgg19-dcbb9e9d.pth`;
+torch.hub's `check_hash` compares exactly that prefix), so those files are pinned by it.
 
 Resolution order for a named file (`resolve_weights`):
 1. an explicit path (`--weights PATH`): used as given; its sha256 is recorded, and a file whose
@@ -23,6 +29,7 @@ trust: the pinned NVIDIA one is checked by sha256 first).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 import zipfile
 from collections.abc import Iterable
@@ -47,10 +54,22 @@ class WeightFile:
     key: str  # genlab's name for it, e.g. "inception-fid"
     names: tuple[str, ...]  # file names it is known by; the first is the one we save
     urls: tuple[str, ...]  # mirrors, tried in order
-    sha256: str
+    sha256: str  # 64 hex digits, or a shorter published prefix (see the module docstring)
     size: int  # bytes, for the error message
     description: str
     source: str  # where the architecture and the hash come from
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{8,64}", self.sha256):
+            raise ValueError(f"{self.key}: sha256 must be 8 to 64 lowercase hex digits")
+
+    def matches(self, digest: str) -> bool:
+        """Whether a file's full sha256 is the pinned one (or starts with the pinned prefix)."""
+        return digest.startswith(self.sha256)
+
+    def pin(self) -> str:
+        """The pin as the messages show it: a prefix ends with '...'."""
+        return self.sha256 if len(self.sha256) == 64 else f"{self.sha256}..."
 
 
 # Sources (repository + path) for every URL and hash are in docs/metrics.md.
@@ -96,6 +115,15 @@ WEIGHTS: dict[str, WeightFile] = {
         source="pytorch/vision torchvision/models/vgg.py; "
         "toshas/torch-fidelity torch_fidelity/sample_similarity_lpips.py",
     ),
+    "vgg19": WeightFile(
+        key="vgg19",
+        names=("vgg19-dcbb9e9d.pth",),
+        urls=("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),
+        sha256="dcbb9e9d",  # torchvision publishes this prefix only (the file name's hash)
+        size=574_673_361,
+        description="torchvision VGG19 (ImageNet), the loss network of style transfer and SRGAN",
+        source="pytorch/vision torchvision/models/vgg.py",
+    ),
     "lpips-vgg": WeightFile(
         key="lpips-vgg",
         names=("lpips-vgg-v0.1.pth", "vgg.pth"),
@@ -121,6 +149,10 @@ def file_sha256(path: Path) -> str:
     return sha256_file(Path(path))
 
 
+class MissingWeights(GenlabError):
+    """No file found and no permission to download (callers may fall back, e.g. random VGG)."""
+
+
 @dataclass(frozen=True)
 class ResolvedWeights:
     path: Path
@@ -131,7 +163,7 @@ class ResolvedWeights:
 
 def _where_to_get(entry: WeightFile) -> str:
     return (
-        f"put {entry.names[0]} ({entry.size:,} bytes, sha256 {entry.sha256}) in "
+        f"put {entry.names[0]} ({entry.size:,} bytes, sha256 {entry.pin()}) in "
         f"$GENLAB_WEIGHTS_DIR or {weights_cache()}, pass it with --weights PATH, or allow the "
         f"download with --download (from {entry.urls[0]})"
     )
@@ -162,18 +194,18 @@ def resolve_weights(
         if not path.is_file():
             raise GenlabError(f"weights file {path} does not exist")
         digest = file_sha256(path)
-        if path.name in entry.names and digest != entry.sha256:
+        if path.name in entry.names and not entry.matches(digest):
             raise GenlabError(
                 f"{path} has sha256 {digest[:16]}..., but {path.name} should have "
                 f"{entry.sha256[:16]}...; the file is corrupt or not the published one"
             )
-        return ResolvedWeights(path, digest, digest == entry.sha256, key)
+        return ResolvedWeights(path, digest, entry.matches(digest), key)
     for folder in _search_folders():
         for name in entry.names:
             candidate = folder / name
             if candidate.is_file():
                 digest = file_sha256(candidate)
-                if digest != entry.sha256:
+                if not entry.matches(digest):
                     raise GenlabError(
                         f"{candidate} has sha256 {digest[:16]}..., expected {entry.sha256[:16]}...; "
                         "delete it (it is corrupt or a different file) or pass a file you trust "
@@ -181,18 +213,18 @@ def resolve_weights(
                     )
                 return ResolvedWeights(candidate, digest, True, key)
     if not download:
-        raise GenlabError(f"{entry.description} not found: {_where_to_get(entry)}")
+        raise MissingWeights(f"{entry.description} not found: {_where_to_get(entry)}")
     from genlab.data.download import download as fetch
 
     dest = weights_cache() / entry.names[0]
     fetch(
         entry.urls,
         dest,
-        entry.sha256,
+        entry.sha256,  # a prefix pin is compared as a prefix there too
         timeout=timeout,
         offline_hint=f"Without network, {_where_to_get(entry)}.",
     )
-    return ResolvedWeights(dest, entry.sha256, True, key)
+    return ResolvedWeights(dest, file_sha256(dest), True, key)
 
 
 # --- loading ----------------------------------------------------------------------------------
