@@ -380,7 +380,12 @@ def serve(
     flask: Annotated[bool, typer.Option("--flask", help="Flask under gunicorn")] = False,
     max_n: Annotated[int, typer.Option(help="samples per request at most")] = 64,
     max_tokens: Annotated[int, typer.Option(help="new tokens per request at most")] = 1024,
-    max_body_bytes: Annotated[int, typer.Option(help="request body size limit")] = 1 << 20,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="request body size limit (an uploaded image's form included)")
+    ] = 1 << 20,
+    max_pixels: Annotated[
+        int, typer.Option(help="pixels per uploaded image at most (image-to-image models)")
+    ] = 1 << 22,
     timeout: Annotated[float, typer.Option(help="seconds per request at most")] = 30.0,
     max_batch: Annotated[
         int, typer.Option(help="samples per forward pass (micro-batching; 1 = off)")
@@ -402,6 +407,7 @@ def serve(
         max_n=max_n,
         max_tokens=max_tokens,
         max_body_bytes=max_body_bytes,
+        max_pixels=max_pixels,
         timeout_s=timeout,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,

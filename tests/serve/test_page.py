@@ -266,3 +266,132 @@ def test_api_key(page: Page):
         page.reload()  # the key is kept for the tab's session
         page.wait_for_selector("body[data-state=ready]")
         expect(page.locator("#api-key")).to_have_value("s3cret-key")
+
+
+# --- the Upload tab: image to image ----------------------------------------------------------
+TESTS = Path(__file__).resolve().parents[1]
+# `genlab serve` in a process of its own that first registers the test translator (a family
+# genlab has never seen), as a family's own registry entry would
+SERVE_WITH_PLUGIN = (
+    "import sys; from genlab import registry; "
+    "registry.MODELS['negative'] = ('plugin.negative:Negative', 'a test translator'); "
+    "from genlab.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.fixture(scope="module")
+def translator_server(tmp_path_factory) -> Iterator[str]:
+    """A real server process (uvicorn, `genlab serve`) holding the plugin translator (a
+    contract.Translator taking an image and a style) and dcgan; yields the page's URL."""
+    import sys
+
+    from test_docker import container_env, free_port, serving
+
+    from plugin.negative import write_run
+
+    folder = tmp_path_factory.mktemp("upload")
+    negative = write_run(folder / "negative", gain=0.5)
+    port = free_port()
+    argv = [sys.executable, "-c", SERVE_WITH_PLUGIN, "serve", f"negative={negative}"]
+    argv += [f"dcgan={run('dcgan')}", "--port", str(port)]
+    env = container_env(PYTHONPATH=str(TESTS))
+    with serving(argv, port, env, folder / "server.log") as server:
+        yield f"{server.url}/"
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(page: Page, name: str, filename: str, data: bytes, kind: str = "image/png") -> None:
+    page.set_input_files(
+        f"#upload-{name}", files=[{"name": filename, "mimeType": kind, "buffer": data}]
+    )
+
+
+def test_upload_tab_translates_an_image(translator_server: str, page: Page):
+    import httpx
+
+    open_page(page, translator_server)
+    pick(page, "dcgan")
+    expect(page.locator("#tabs")).to_be_hidden()  # dcgan does not translate
+    pick(page, "negative")
+    expect(page.locator("#tabs")).to_be_visible()
+    expect(page.locator("#generate")).to_be_visible()  # the Generate tab comes first
+    expect(page.locator("#translate")).to_be_hidden()
+    page.click("#tab-upload")
+    expect(page.locator("#tab-upload")).to_have_attribute("aria-selected", "true")
+    for shown in ("#upload-image", "#upload-style", "#translate-amount", "#translate-scale"):
+        expect(page.locator(shown)).to_be_visible()  # from v1/models: its inputs and options
+    for hidden in ("#n", "#seed", "#generate", "#translate-slow"):
+        expect(page.locator(hidden)).to_be_hidden()  # `slow` is an option of the CLI only
+    photo = np.random.default_rng(0).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    style = np.full((4, 4, 3), [255, 128, 0], dtype=np.uint8)
+    upload(page, "image", "photo.png", png_bytes(photo))
+    upload(page, "style", "style.png", png_bytes(style))
+    expect(page.locator("#preview-image")).to_be_visible()
+    expect(page.locator("#preview-style")).to_be_visible()
+    page.fill("#translate-amount", "0.75")
+    page.fill("#translate-scale", "3")
+    page.click("#translate")
+    page.wait_for_selector("body[data-state=done], body[data-state=error]")
+    expect(page.locator("#error")).to_be_hidden()
+    expect(page.locator("body")).to_have_attribute("data-state", "done")
+    sizes = page.eval_on_selector_all(
+        "#preview-image, #result", "images => images.map(i => [i.naturalWidth, i.naturalHeight])"
+    )
+    assert sizes == [[12, 8], [36, 24]]  # scale 3
+    assert re.fullmatch(
+        r"server [\d.]+ ms · round trip [\d.]+ ms · 12×8 → 36×24", page.text_content("#latency")
+    )
+    expect(page.locator("#result-caption")).to_have_text("result 36×24")
+    before, after = (page.locator(f"#{i}").bounding_box() for i in ("preview-image", "result"))
+    assert after["x"] > before["x"] and after["y"] == before["y"]  # side by side
+    # what the page shows is what the route answers for the same files and options
+    shown = page.evaluate(
+        """async () => { const answer = await fetch(document.getElementById("result").src);
+                         return Array.from(new Uint8Array(await answer.arrayBuffer())); }"""
+    )
+    direct = httpx.post(
+        f"{translator_server}v1/models/negative/translate",
+        files={"image": ("p.png", png_bytes(photo)), "style": ("s.png", png_bytes(style))},
+        data={"amount": "0.75", "scale": "3"},
+        timeout=60,
+    )
+    assert direct.status_code == 200 and bytes(shown) == direct.content
+    grid = pixels(page.locator("#result").screenshot())
+    assert len(np.unique(grid)) > 10, "the result did not render"
+
+
+def test_upload_tab_shows_4xx_errors(translator_server: str, page: Page):
+    open_page(page, translator_server)
+    pick(page, "negative")
+    page.click("#tab-upload")
+    style = png_bytes(np.full((4, 4, 3), 255, dtype=np.uint8))
+    upload(page, "style", "style.png", style)
+    page.click("#translate")  # no image chosen: said before anything is sent
+    expect(page.locator("#error")).to_have_text("image: choose an image file")
+    upload(page, "image", "notes.txt", b"not a picture", "text/plain")
+    page.click("#translate")
+    page.wait_for_selector("body[data-state=error]")
+    expect(page.locator("#error")).to_have_text(
+        "image: not an image (PNG, JPEG, BMP, GIF, WebP, TIFF)"
+    )
+    expect(page.locator("#result-figure")).to_be_hidden()
+    upload(page, "image", "photo.png", style)
+    page.fill("#translate-amount", "3")
+    page.click("#translate")
+    expect(page.locator("#error")).to_have_text("amount must be a number <= 1.0, got 3.0")
+    page.fill("#translate-amount", "")
+    page.click("#translate")
+    page.wait_for_selector("body[data-state=done]")
+    expect(page.locator("#error")).to_be_hidden()
+    expect(page.locator("#result-figure")).to_be_visible()
+    page.click("#tab-generate")  # back to samples: the model's own
+    expect(page.locator("#translation")).to_be_hidden()
+    generate(page)
+    expect(page.locator("#images img")).to_have_count(4)

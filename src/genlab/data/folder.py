@@ -18,7 +18,7 @@ from __future__ import annotations
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
 EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
+# the formats a single image given by a user may be (genlab stylize/upscale, uploads), by PIL's
+# names (its JPEG opener also reads a camera's MPO); none that PIL decodes by running another
+# program (EPS runs Ghostscript)
+SAFE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -45,11 +49,14 @@ def read_image(path: Path, image_size: int, channels: int) -> np.ndarray:
     return _resize_crop(decode_image(path, channels), image_size)
 
 
-def decode_image(path: Path, channels: int) -> PILImage:
-    """The fully decoded image in mode L or RGB; any exception means an unreadable file."""
+def decode_image(
+    source: Path | IO[bytes], channels: int, formats: tuple[str, ...] | None = None
+) -> PILImage:
+    """The fully decoded image (a file or its bytes) in mode L or RGB; any exception means an
+    unreadable file. `formats`: PIL's names of the formats allowed (None: any PIL reads)."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as opened:
+    with Image.open(source, formats=formats) as opened:
         image = ImageOps.exif_transpose(opened)  # a new, fully decoded image
         if image.mode in ("P", "PA", "LA", "RGBA") or "transparency" in image.info:
             rgba = image.convert("RGBA")

@@ -172,7 +172,7 @@ def read_image(path: str | Path, *, channels: int = 3, max_pixels: int | None = 
     larger image from its header, before it is decoded."""
     from PIL import Image, UnidentifiedImageError
 
-    from genlab.data.folder import decode_image
+    from genlab.data.folder import SAFE_FORMATS, decode_image
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -182,15 +182,15 @@ def read_image(path: str | Path, *, channels: int = 3, max_pixels: int | None = 
     if path.stat().st_size == 0:
         raise GenlabError(f"{path}: empty file, not an image")
     try:
-        with Image.open(path) as opened:
+        with Image.open(path, formats=SAFE_FORMATS) as opened:
             width, height = opened.size
         if max_pixels is not None and width * height > max_pixels:
             raise GenlabError(
                 f"{path}: {width}x{height} is larger than {max_pixels} pixels; resize it first"
             )
-        picture = decode_image(path, channels)
+        picture = decode_image(path, channels, formats=SAFE_FORMATS)
     except UnidentifiedImageError:
-        raise GenlabError(f"{path}: not an image PIL can read (png, jpg, bmp, gif, webp)") from None
+        raise GenlabError(f"{path}: not an image (png, jpg, bmp, gif, webp, tiff)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise GenlabError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
     array = np.asarray(picture, dtype=np.uint8)

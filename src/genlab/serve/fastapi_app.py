@@ -4,7 +4,8 @@ streamed as server-sent events. Run by uvicorn (`genlab serve`).
 The body of /v1/models/{name}/generate is read and validated by the service core (the same code
 as the Flask app), not by FastAPI, so both apps answer every bad request with the same status
 and `{"error": "..."}`; the OpenAPI spec still documents the body (SampleRequest | TextRequest).
-The body must arrive within the request time limit (`--timeout`): uvicorn has no deadline of
+So is the multipart form of /v1/models/{name}/translate (image to image: an uploaded image in,
+a PNG out), read by genlab.serve.uploads. A body must arrive within the request time limit (`--timeout`): uvicorn has no deadline of
 its own for it, and a client that stalls half-way would otherwise hold its connection forever;
 it gets a 408 and the connection closes.
 """
@@ -21,6 +22,7 @@ from genlab.serve.service import Service
 from genlab.serve.store import Served
 
 GENERATE = "/v1/models/{name}/generate"
+TRANSLATE = "/v1/models/{name}/translate"
 INLINE_VALUES = 16 * 1024  # samples up to this many values are encoded on the event loop
 # each streamed event (OpenAPI 3.2's way): "token" events (data {"text"}), then "done" (data
 # {"seed", "latency_ms"}) or "error" (data {"error"})
@@ -56,10 +58,15 @@ def create_app(service: Service, *, contract: Any = None):
     )
     app.state.service = service
     error = _error_answer(service)
-    read_body = _body_reader(service)
+    read_bytes = _body_reader(service)
+
+    async def read_body(request: Any) -> dict[str, Any]:
+        return service.parse_body(await read_bytes(request))
+
     _add_error_handlers(app, error)
     _add_status_routes(app, service, error)
     _add_generate_route(app, service, read_body, error)
+    _add_translate_route(app, service, read_bytes, error)
     if contract is not None:
         contract.add_fastapi_routes(app, service, read_body, error)
     app.openapi = _openapi(app, service)  # type: ignore[method-assign]
@@ -107,11 +114,11 @@ def _add_error_handlers(app: Any, error: Any) -> None:
 
 
 def _body_reader(service: Service):
-    """`await read_body(request)`: the JSON object of the body, read within the time limit
-    (408 otherwise) and the size limit (413)."""
+    """`await read_bytes(request)`: the body, read within the time limit (408 otherwise) and
+    the size limit (413)."""
     from fastapi import Request
 
-    async def read_body(request: Request) -> dict[str, Any]:
+    async def read_bytes(request: Request) -> bytes:
         length = request.headers.get("content-length")
         service.check_length(int(length) if length and length.isdigit() else None)
 
@@ -124,12 +131,11 @@ def _body_reader(service: Service):
             return b"".join(chunks)
 
         try:
-            body = await asyncio.wait_for(receive(), service.limits.timeout_s)
+            return await asyncio.wait_for(receive(), service.limits.timeout_s)
         except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11 on
             raise service.body_timeout() from None
-        return service.parse_body(body)
 
-    return read_body
+    return read_bytes
 
 
 KEYED = {401: {"description": "missing or wrong API key"}}
@@ -250,22 +256,99 @@ async def _samples(service: Service, served: Served, payload: dict[str, Any]) ->
     return await run_in_threadpool(service.finish_sample, pending, samples, size)
 
 
+def _translate_docs() -> dict[str, Any]:
+    """The OpenAPI description of the translate route (its form is read by the service)."""
+    from genlab.serve.schemas import openapi_translate_schema
+
+    return {
+        "summary": "image to image (style transfer, super-resolution): a PNG of the upload",
+        "description": (
+            "For a model that translates images (its `translate` in /v1/models is not null): "
+            "a multipart form with a file per image input and a text field per option."
+        ),
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": openapi_translate_schema()}},
+            }
+        },
+        "response_class": _png_response(),
+        "responses": {
+            200: {
+                "description": "the translated image",
+                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            400: {"description": "a malformed form, an empty, truncated or corrupt image"},
+            **KEYED,
+            404: {"description": "unknown model or version, or a model that does not translate"},
+            408: {"description": "over the time limit (reading the body, or the work)"},
+            413: {"description": "body too large, or an image with too many pixels"},
+            415: {"description": "not a multipart form, or a file that is not an image"},
+            422: {"description": "a missing, unknown or invalid field"},
+        },
+    }
+
+
+def _png_response():
+    from fastapi.responses import Response
+
+    class PNGResponse(Response):
+        media_type = "image/png"
+
+    return PNGResponse
+
+
+def _add_translate_route(app: Any, service: Service, read_bytes: Any, error: Any) -> None:
+    """POST /v1/models/{name}/translate: a multipart upload in, a PNG out."""
+    from fastapi import Request
+    from fastapi.responses import Response
+    from starlette.concurrency import run_in_threadpool
+
+    @app.post(TRANSLATE, **_translate_docs())
+    async def translate(request: Request, name: str, version: str | None = None):
+        start = time.perf_counter()
+        try:
+            service.authorize(request.headers.get("authorization"))
+            body = await read_bytes(request)
+            content_type = request.headers.get("content-type")
+            pending = await run_in_threadpool(  # decoding images: off the event loop
+                service.start_translate, name, version, content_type, body
+            )
+            try:
+                output = await asyncio.wait_for(
+                    asyncio.wrap_future(pending.future), service.limits.timeout_s
+                )
+            except Exception as e:
+                raise service.sample_error(pending, e) from None
+            png, headers = await run_in_threadpool(service.finish_translate, pending, output)
+        except Exception as e:
+            return error(e, "translate", start)
+        service.metrics.observe("translate", 200, time.perf_counter() - start)
+        return Response(png, media_type="image/png", headers=headers)
+
+
 def _openapi(app: Any, service: Service):
     def openapi() -> dict[str, Any]:
-        """FastAPI's document, with the loaded models' names and versions as enums."""
+        """FastAPI's document, with the loaded models' names and versions as enums (for the
+        translate route, those of the models that translate)."""
         if app.openapi_schema is None:
             from fastapi.openapi.utils import get_openapi
 
             spec = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            known = {
-                "name": list(service.models),
-                "version": list(dict.fromkeys(v for m in service.models.values() for v in m)),
-            }
-            for parameter in spec["paths"][GENERATE]["post"].get("parameters", []):
-                if known.get(parameter["name"]):
-                    parameter["schema"] = {"type": "string", "enum": known[parameter["name"]]}
+            every = [s for versions in service.models.values() for s in versions.values()]
+            for route, served in (
+                (GENERATE, every),
+                (TRANSLATE, [s for s in every if s.translates]),
+            ):
+                known = {
+                    "name": list(dict.fromkeys(s.name for s in served)),
+                    "version": list(dict.fromkeys(s.version for s in served)),
+                }
+                for parameter in spec["paths"][route]["post"].get("parameters", []):
+                    if known.get(parameter["name"]):
+                        parameter["schema"] = {"type": "string", "enum": known[parameter["name"]]}
             app.openapi_schema = spec
         return app.openapi_schema
 

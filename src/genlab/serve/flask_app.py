@@ -29,8 +29,13 @@ def create_app(service: Service, *, contract: Any = None):
     error = _error_answer(service)
     _add_error_handlers(app, service, error)
     _add_status_routes(app, service, error, contract)
-    read_body = _body_reader(service)
+    read_bytes = _body_reader(service)
+
+    def read_body() -> dict[str, Any]:
+        return service.parse_body(read_bytes())
+
     _add_generate_route(app, service, read_body, error)
+    _add_translate_route(app, service, read_bytes, error)
     if contract is not None:
         contract.add_flask_routes(app, service, read_body, error)
     return app
@@ -87,24 +92,25 @@ def _add_error_handlers(app: Any, service: Service, error: Any) -> None:
 
 
 def _body_reader(service: Service):
-    """`read_body()`: the JSON object of the request's body, within the time limit under
-    gunicorn (see the module docstring) and the size limit."""
+    """`read_bytes()`: the request's body, within the time limit under gunicorn (see the
+    module docstring) and the size limit."""
     from flask import request
 
-    def read_body() -> dict[str, Any]:
+    def read_bytes() -> bytes:
         service.check_length(request.content_length)
         connection = request.environ.get("gunicorn.socket")
         if connection is None:  # not gunicorn: werkzeug reads it
-            return service.parse_body(request.get_data(cache=False))
+            return request.get_data(cache=False)
         connection.settimeout(service.limits.timeout_s)  # per blocking read (see above)
         try:  # one byte over the limit is enough to refuse it (a chunked body has no length)
             body = request.environ["wsgi.input"].read(service.limits.max_body_bytes + 1)
         except TimeoutError:  # socket.timeout is this one from Python 3.10 on
             connection.shutdown(socket.SHUT_RD)  # gunicorn finds no next request: it closes
             raise service.body_timeout() from None
-        return service.parse_body(body)
+        service.check_length(len(body))
+        return body
 
-    return read_body
+    return read_bytes
 
 
 def _add_status_routes(app: Any, service: Service, error: Any, contract: Any) -> None:
@@ -185,3 +191,24 @@ def _add_generate_route(app: Any, service: Service, read_body: Any, error: Any) 
             return error(e, "generate", start)
         service.metrics.observe("generate", 200, time.perf_counter() - start)
         return jsonify(result)
+
+
+def _add_translate_route(app: Any, service: Service, read_bytes: Any, error: Any) -> None:
+    """POST /v1/models/<name>/translate: a multipart upload in, a PNG out."""
+    from flask import Response, request
+
+    from genlab.serve.fastapi_app import TRANSLATE
+
+    @app.post(TRANSLATE.replace("{name}", "<name>"))
+    def translate(name: str):
+        start = time.perf_counter()
+        try:
+            service.authorize(request.headers.get("Authorization"))
+            body = read_bytes()
+            png, headers = service.translate(
+                name, request.args.get("version"), request.headers.get("Content-Type"), body
+            )
+        except Exception as e:
+            return error(e, "translate", start)
+        service.metrics.observe("translate", 200, time.perf_counter() - start)
+        return Response(png, mimetype="image/png", headers=headers)

@@ -9,8 +9,12 @@ Requests are pydantic models in strict mode with no extra fields, so a string wh
 belongs, an unknown field or a value out of range is a 422 naming the field. Integer fields take
 integral floats (`986.0`): JSON has one number type and JSON Schema calls 986.0 an integer, so
 clients that write every number as a float are understood. The limits that a deployment sets
-(the most samples, tokens, body bytes, the time per request) are checked by the service on top,
-also as 4xx errors that say what the limit is.
+(the most samples, tokens, body bytes, pixels per uploaded image, the time per request) are
+checked by the service on top, also as 4xx errors that say what the limit is.
+
+The image-to-image route takes a multipart form instead (genlab.serve.uploads reads it); its
+OpenAPI description is made here the same way, from the registered translators' image inputs
+and served TranslateOptions.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from genlab.generation import MIN_DIVISOR  # temperature / repetition penalty
 from genlab.serve.encoders import ENCODERS
 
 SEED_MAX = 2**63 - 1
+JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
 @dataclass(frozen=True)
@@ -38,13 +43,21 @@ class Limits:
     max_n: int = 64  # samples per image request
     max_tokens: int = 1024  # new tokens per text request
     max_prompt_chars: int = 10_000
-    max_body_bytes: int = 1 << 20  # 1 MiB
+    max_body_bytes: int = 1 << 20  # 1 MiB (an uploaded image's form included)
+    max_pixels: int = 1 << 22  # per uploaded image (2048 x 2048), read from its header
     timeout_s: float = 30.0  # per request, queueing included
     max_batch: int = 64  # samples per forward pass (micro-batching); 1 = off
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for others
 
     def validate(self) -> None:
-        for name in ("max_n", "max_tokens", "max_prompt_chars", "max_body_bytes", "max_batch"):
+        for name in (
+            "max_n",
+            "max_tokens",
+            "max_prompt_chars",
+            "max_body_bytes",
+            "max_pixels",
+            "max_batch",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
@@ -108,6 +121,16 @@ class _WireOption:
         more = meta.get("choices")
         self.choices = None if not (self.choices and more) else (*self.choices, *more)
 
+    def json_schema(self) -> dict[str, Any]:
+        """The option as a form field's JSON Schema (multipart fields carry it as text)."""
+        names = [JSON_TYPES.get(kind, "string") for kind in self.types]
+        schema: dict[str, Any] = {"type": names[0] if len(names) == 1 else names}
+        if self.choices:
+            schema = {"type": "string", "enum": list(dict.fromkeys(self.choices))}
+        bounds = {"minimum": self.ge, "maximum": self.le}
+        schema.update({key: value for key, value in bounds.items() if value is not None})
+        return {**schema, "description": self.help}
+
     def field(self) -> tuple[Any, Any]:
         kind = functools.reduce(operator.or_, self.types)  # int, or int | float, ...
         if self.choices:
@@ -115,9 +138,10 @@ class _WireOption:
         return kind | None, Field(None, ge=self.ge, le=self.le, description=self.help)
 
 
-def _served_options() -> dict[str, _WireOption]:
-    """Every registered model's served sample options, merged by name, in registry order."""
-    from genlab.contract import option_fields, sample_options
+def _served_options(translators: bool = False) -> dict[str, _WireOption]:
+    """Every registered model's served sample options (with `translators`: every registered
+    Translator's translate options), merged by name, in registry order."""
+    from genlab.contract import Translator, option_fields, sample_options, translate_options
     from genlab.registry import MODELS, model_class
 
     merged: dict[str, _WireOption] = {}
@@ -126,10 +150,14 @@ def _served_options() -> dict[str, _WireOption]:
             cls = model_class(name)
         except ImportError:  # a family whose packages are not installed: not servable here
             continue
-        for f in option_fields(cls, served=True):
-            kind, meta = option_type(sample_options(cls), f), f.metadata
-            if f.name in SampleRequest.model_fields:
-                raise TypeError(f"{name}: sample option {f.name!r} would shadow a request field")
+        if translators and not isinstance(cls, Translator):
+            continue
+        options = translate_options(cls) if translators else sample_options(cls)
+        taken = cls.translate_inputs if translators else tuple(SampleRequest.model_fields)
+        for f in option_fields(cls, served=True, options=options):
+            kind, meta = option_type(options, f), f.metadata
+            if f.name in taken:
+                raise TypeError(f"{name}: option {f.name!r} would shadow a request field")
             if f.name in merged:
                 merged[f.name].merge(kind, meta)
             else:
@@ -212,4 +240,33 @@ def openapi_request_schema() -> dict[str, Any]:
             {**sample_request().model_json_schema(), "title": "SampleRequest"},
             {**TextRequest.model_json_schema(), "title": "TextRequest"},
         ]
+    }
+
+
+def openapi_translate_schema() -> dict[str, Any]:
+    """The multipart form of /v1/models/{name}/translate, for the OpenAPI spec: a file field
+    per image input and a text field per translate option of the registered translators (which
+    of them a given model takes, within which bounds, is checked per request)."""
+    from genlab.contract import Translator
+    from genlab.registry import MODELS, model_class
+
+    inputs: dict[str, None] = {"image": None}
+    for name in MODELS:
+        try:
+            cls = model_class(name)
+        except ImportError:
+            continue
+        if isinstance(cls, Translator):
+            inputs.update(dict.fromkeys(cls.translate_inputs))
+    about = "an image file (PNG, JPEG, ...); `image` is translated, the others (a style) guide it"
+    properties: dict[str, Any] = {
+        name: {"type": "string", "format": "binary", "description": about} for name in inputs
+    }
+    options = _served_options(translators=True)
+    properties.update({name: option.json_schema() for name, option in options.items()})
+    return {
+        "type": "object",
+        "required": ["image"],
+        "properties": properties,
+        "additionalProperties": False,
     }

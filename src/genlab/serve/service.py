@@ -1,11 +1,13 @@
 """The service core every adapter (FastAPI, Flask, SageMaker, Vertex AI, Azure ML) calls.
 
-It holds the loaded models, validates requests, runs sampling through one micro-batcher per
-model and text generation in the caller's thread, checks the API key, and counts what happens
-for Prometheus. It knows nothing of HTTP frameworks: a problem is a `ServeError` with a status
-(always 4xx for a bad request or a limit) and a one-line message; the adapters turn it into
-`{"error": message}`. Anything else a route raises is a bug: `Service.problem` logs its traceback
-and makes it a one-line 500, which the adapters count in the metrics like every other answer.
+It holds the loaded models, validates requests, runs sampling and image-to-image translation
+(an uploaded image in, a PNG out: genlab.serve.uploads reads the form) through one
+micro-batcher per model and text generation in the caller's thread, checks the API key, and
+counts what happens for Prometheus. It knows nothing of HTTP frameworks: a problem is a
+`ServeError` with a status (always 4xx for a bad request or a limit) and a one-line message;
+the adapters turn it into `{"error": message}`. Anything else a route raises is a bug:
+`Service.problem` logs its traceback and makes it a one-line 500, which the adapters count in
+the metrics like every other answer.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from genlab.contract import LatentSampler
+from genlab.contract import LatentSampler, translate_keywords
 from genlab.errors import GenlabError
 from genlab.serve.batching import Job, MicroBatcher
 from genlab.serve.encoders import ENCODERS, encode_samples, formats_for
@@ -98,6 +100,22 @@ class PendingSample:
     future: Future
 
 
+@dataclass
+class Translation:
+    """An image-to-image request, checked and decoded: the model's batcher runs it alone."""
+
+    served: Served
+    images: dict[str, torch.Tensor]  # by input name ("image", "style"): (3, H, W) in [0, 1]
+    keywords: dict[str, Any]  # the translate options, checked
+
+
+@dataclass
+class PendingTranslation:
+    served: Served
+    start: float
+    future: Future  # the output (C, H', W') on the CPU
+
+
 class Service:
     def __init__(
         self,
@@ -132,7 +150,7 @@ class Service:
         versions[served.version] = served
         if not served.answers_text:
             self._batchers[(served.name, served.version)] = MicroBatcher(
-                lambda jobs, s=served: self._sample_batch(s, jobs),
+                lambda jobs, s=served: self._run_jobs(s, jobs),
                 max_batch=self.limits.max_batch,
                 max_wait_ms=self.limits.max_wait_ms,
                 name=served.name,
@@ -284,10 +302,13 @@ class Service:
             raise self.sample_error(pending, e) from None
         return self.finish_sample(pending, samples, batch_size)
 
-    def sample_error(self, pending: PendingSample, error: Exception) -> Exception:
-        """What a failed wait for a sampling request answers: 408 past the time limit (the
-        request is withdrawn), 422 when the model refused the conditions (e.g. a label
-        range); anything else is a server error and propagates."""
+    def sample_error(
+        self, pending: PendingSample | PendingTranslation, error: Exception
+    ) -> Exception:
+        """What a failed wait for a sampling or translation request answers: 408 past the time
+        limit (the request is withdrawn), 422 when the model refused the conditions (e.g. a
+        label range, an image it cannot take); anything else is a server error and
+        propagates."""
         if isinstance(error, TimeoutError):  # concurrent's and asyncio's are this one
             pending.future.cancel()
             return ServeError(
@@ -337,6 +358,13 @@ class Service:
             return None  # default labels depend on the row: not row by row
         return tuple(sorted(cond.items()))
 
+    def _run_jobs(self, served: Served, jobs: Sequence[Job]) -> list[Any]:
+        """Runs on the model's batcher thread: a translation (always alone: key None), else
+        one forward pass of samples for all `jobs`."""
+        if isinstance(jobs[0].payload, Translation):
+            return [self._translate(jobs[0].payload)]
+        return self._sample_batch(served, jobs)
+
     def _sample_batch(self, served: Served, jobs: Sequence[Job]) -> list[tuple[Any, int]]:
         """Runs on the model's batcher thread: one forward pass for all `jobs`."""
         model = served.model
@@ -359,6 +387,79 @@ class Service:
                 out = model.decode_latent(torch.cat(latents), **cond)
                 parts = list(out.split([job.size for job in jobs]))
         return [(part.float().cpu(), total) for part in parts]
+
+    # --- image to image ------------------------------------------------------------------------
+    def translate(
+        self, name: str, version: str | None, content_type: str | None, body: bytes
+    ) -> tuple[bytes, dict[str, str]]:
+        """One image-to-image request (the multipart form in `body`) -> (PNG bytes, headers)."""
+        pending = self.start_translate(name, version, content_type, body)
+        try:
+            output = pending.future.result(timeout=self.limits.timeout_s)
+        except Exception as e:
+            raise self.sample_error(pending, e) from None
+        return self.finish_translate(pending, output)
+
+    def start_translate(
+        self, name: str, version: str | None, content_type: str | None, body: bytes
+    ) -> PendingTranslation:
+        """Check an image-to-image request (a contract.Translator, the form's fields, option
+        values, each image's size and format: see genlab.serve.uploads), decode its images
+        and queue it on the model's batcher; its future gives the output (C, H', W')."""
+        from genlab.serve import uploads
+
+        start = time.perf_counter()
+        served = self.find(name, version)
+        if not served.translates:
+            raise ServeError(
+                404,
+                f"{served.name} does not translate images (a {type(served.model).__name__}: "
+                f"POST /v1/models/{served.name}/generate for its samples)",
+            )
+        self.check_length(len(body))
+        files, fields = uploads.read_form(content_type, body)
+        offered = [option["name"] for option in served.translate_options]
+        uploads.check_fields(served.name, served.inputs, offered, files, fields)
+        try:  # the fields are the served options (checked above): now their values
+            keywords = translate_keywords(served.model, fields)
+        except ValueError as e:
+            raise ServeError(422, str(e)) from None
+        images = {
+            field: uploads.decode_image(field, files[field], self.limits.max_pixels)
+            for field in served.inputs
+        }
+        batcher = self._batchers[(served.name, served.version)]
+        future = batcher.submit(1, None, Translation(served, images, keywords))
+        return PendingTranslation(served, start, future)
+
+    def _translate(self, translation: Translation) -> torch.Tensor:
+        """Runs on the model's batcher thread: translate(image, other inputs..., options) for
+        a batch of one; the output (C, H', W') on the CPU."""
+        model = translation.served.model
+        first, *others = translation.served.inputs  # the contract: "image" comes first
+        weight = next(model.parameters(), None)
+        device = weight.device if weight is not None else torch.device("cpu")
+        images = {name: image[None].to(device) for name, image in translation.images.items()}
+        with torch.inference_mode():
+            out = model.translate(
+                images[first], **{name: images[name] for name in others}, **translation.keywords
+            )
+        return out[0].float().cpu()
+
+    def finish_translate(
+        self, pending: PendingTranslation, output: torch.Tensor
+    ) -> tuple[bytes, dict[str, str]]:
+        """The PNG of a translation's output, and the answer's headers (the time it took)."""
+        from genlab.serve.uploads import encode_png
+
+        png = encode_png(output)
+        latency = round((time.perf_counter() - pending.start) * 1000, 3)
+        served = pending.served
+        return png, {
+            "X-Genlab-Model": served.name,
+            "X-Genlab-Version": served.version,
+            "X-Genlab-Latency-Ms": str(latency),
+        }
 
     def _complete(self, served: Served, request: TextRequest) -> dict:
         start = time.perf_counter()

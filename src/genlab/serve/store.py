@@ -9,7 +9,9 @@ folder; weights are loaded strictly from safetensors (nothing is unpickled).
 
 What a model answers comes from the contract alone: text for a TokenGenerator with a tokenizer,
 else samples of its modality (contract.sample_kind) taking its served sample options
-(contract.option_fields), checked with contract.sample_keywords.
+(contract.option_fields), checked with contract.sample_keywords; a contract.Translator also
+translates uploaded images (its translate_inputs, and its served TranslateOptions checked with
+contract.translate_keywords).
 """
 
 from __future__ import annotations
@@ -27,14 +29,16 @@ from torch import nn
 
 from genlab.contract import (
     TokenGenerator,
+    Translator,
     option_fields,
     sample_keywords,
     sample_kind,
     sample_options,
+    translate_options,
 )
 from genlab.errors import GenlabError
 from genlab.serve.encoders import formats_for
-from genlab.serve.schemas import option_type
+from genlab.serve.schemas import JSON_TYPES, option_type
 
 RUN_FILES = ("config.json", "model.safetensors", "ema.safetensors", "tokenizer.json")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -46,7 +50,6 @@ TEXT = "text"  # the kind /v1/models reports for a text model
 # a modality (contract.sample_kind) -> the kind /v1/models reports and what its samples are
 REPORTED = {"image": ("image", "images")}
 ARRAYS = ("samples", "arrays")  # any other modality: arrays of numbers
-JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
 @dataclass
@@ -65,11 +68,20 @@ class Served:
     class_option: str | None = None  # the option that picks a class (see CLASS_KEYWORD)
     description: str = ""  # the registry's one line about the model (for the web page)
     registry_name: str = ""  # the registered model it is ("gpt", "lstm", ...)
+    # a contract.Translator's image inputs ("image", "style") and served translate options
+    # (option_entry); no inputs: the model does not translate
+    inputs: tuple[str, ...] = ()
+    translate_options: tuple[dict[str, Any], ...] = ()
 
     @property
     def answers_text(self) -> bool:
         """A text model: it takes a prompt and answers text (contract.TokenGenerator)."""
         return self.modality is None
+
+    @property
+    def translates(self) -> bool:
+        """An image-to-image model (contract.Translator): POST .../translate takes its inputs."""
+        return bool(self.inputs)
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -89,6 +101,9 @@ class Served:
             "description": self.description,
             "options": list(self.options),
             "formats": [] if self.modality is None else formats_for(self.modality),
+            "translate": {"inputs": list(self.inputs), "options": list(self.translate_options)}
+            if self.translates
+            else None,
         }
 
 
@@ -215,6 +230,7 @@ def describe_model(
     fields = [f for f in option_fields(model, served=True) if classes or not _picks_class(f)]
     class_option = next((f.name for f in fields if _picks_class(f)), None)
     shape = tuple(getattr(model.config, "data_shape", ()) or ()) or None
+    options = sample_options(model)
     return Served(
         name,
         version,
@@ -222,12 +238,26 @@ def describe_model(
         model,
         source,
         modality,
-        tuple(option_entry(model, f, classes) for f in fields),
+        tuple(option_entry(options, f, classes) for f in fields),
         shape,
         classes if class_option else None,
         class_option,
         **about,
+        **_translation(model),
     )
+
+
+def _translation(model: nn.Module) -> dict[str, Any]:
+    """Served's fields of a contract.Translator: its image inputs and served translate options
+    (none for any other model)."""
+    if not isinstance(model, Translator):
+        return {}
+    options = translate_options(model)
+    fields = option_fields(model, served=True, options=options)
+    return {
+        "inputs": tuple(model.translate_inputs),
+        "translate_options": tuple(option_entry(options, f, None) for f in fields),
+    }
 
 
 def _picks_class(field: dataclasses.Field) -> bool:
@@ -241,11 +271,12 @@ def _classes(model: nn.Module) -> int | None:
     return classes if classes and getattr(config, "conditional", True) else None
 
 
-def option_entry(model: nn.Module, field: dataclasses.Field, classes: int | None) -> dict:
-    """A served sample option as /v1/models lists it (the page builds its form from these):
-    name, JSON type, help, default and bounds (a class label's upper bound from the model)."""
+def option_entry(options: type, field: dataclasses.Field, classes: int | None) -> dict:
+    """A served option (a field of the `options` dataclass: SampleOptions, TranslateOptions) as
+    /v1/models lists it (the page builds its forms from these): name, JSON type, help, default
+    and bounds (a class label's upper bound from the model's `classes`)."""
     meta = field.metadata
-    kind = option_type(sample_options(model), field)
+    kind = option_type(options, field)
     upper = meta.get("le")
     if _picks_class(field) and classes is not None:
         upper = classes - 1 if upper is None else min(upper, classes - 1)
