@@ -113,12 +113,34 @@ TINY: dict[str, list[dict]] = {
     "lstm": [{"n_layer": 2, "hidden": 8, "n_embd": 8, "dropout": 0.1}],
     "gru": [{"n_layer": 1, "hidden": 8, "n_embd": 8}],
     "rnn": [{"n_layer": 1, "hidden": 8, "n_embd": 4, "tie_weights": False}],
+    "srcnn": [{"n1": 4, "n2": 4, "f1": 3, "f3": 3}, {"n1": 4, "n2": 4, "mode": "rgb", "scale": 2}],
+    "espcn": [{"n1": 4, "n2": 4}, {"n1": 4, "n2": 4, "mode": "rgb", "scale": 4}],
+    "srresnet": [
+        {"channels": 4, "blocks": 1, "residual": False},
+        {"channels": 4, "blocks": 1, "mode": "y", "residual": False},
+    ],  # residual=True starts at bicubic, which 40 steps of a 4-channel net need not beat
+    "srgan": [
+        {"channels": 4, "blocks": 1, "d_width": 2, "d_dense": 4, "content_layer": "relu1_2"},
+        {"channels": 4, "blocks": 0, "d_width": 2, "d_dense": 4, "content_layer": "pixel"},
+    ],
+    "fast-style": [
+        {
+            "width": 4,
+            "blocks": 1,
+            "style_size": 32,
+            "content_layer": "relu1_1",
+            "style_layers": ["relu1_1"],
+        },
+    ],
+    "adain": [{"encoder_layer": "relu1_1", "style_size": 16}],
 }
 # the dataset each model's tiny configs use (a config's "__data__" overrides it)
 DATA = {"vae": "digits", "dcgan": "digits", "wgan": "digits", "wgan-gp": "digits"}
 DATA |= {"cgan": "digits", "stylegan": "digits", "realnvp": "digits", "glow": "digits"}
 DATA |= dict.fromkeys(["pixelcnn", "gated-pixelcnn", "pixelrnn-row", "pixelrnn-diag"], "digits")
 DATA |= dict.fromkeys(["gpt", "lstm", "gru", "rnn"], CORPUS)  # no download needed
+DATA |= dict.fromkeys(["srcnn", "espcn", "srresnet", "srgan"], "photos")
+DATA |= dict.fromkeys(["fast-style", "adain"], "styles")  # 32-px patches, offline
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 
@@ -151,6 +173,8 @@ def test_loss_is_finite_and_gradients_reach_every_parameter(name, i):
     assert "loss" in out and out["loss"].dim() == 0 and torch.isfinite(out["loss"])
     out["loss"].backward()
     for pname, p in model.named_parameters():
+        if not p.requires_grad:  # a frozen part (AdaIN's VGG encoder) is not trained
+            continue
         assert p.grad is not None, f"no gradient reaches {pname}"
         assert torch.isfinite(p.grad).all(), pname
 

@@ -106,6 +106,36 @@ MODELS: dict[str, tuple[str, str] | tuple[str, str, dict[str, Any]]] = {
         "StyleGAN (Karras et al. 2019/2020) at 32x32: mapping network, modulated convolutions, "
         "noise, style mixing, truncation, R1 and path-length regularization",
     ),
+    "srcnn": (
+        "genlab.image2image.srcnn:SRCNN",
+        "SRCNN (Dong et al. 2014): 9-1-5 convolutions on the bicubic-upscaled luma; "
+        "super-resolution x2/x3/x4 (genlab upscale)",
+    ),
+    "espcn": (
+        "genlab.image2image.espcn:ESPCN",
+        "ESPCN (Shi et al. 2016): tanh convolutions at low resolution, sub-pixel convolution "
+        "(pixel shuffle); super-resolution x2/x3/x4 on Y or RGB",
+    ),
+    "srresnet": (
+        "genlab.image2image.srresnet:SRResNet",
+        "SRResNet (Ledig et al. 2017): residual blocks with BN and PReLU, sub-pixel "
+        "upsampling, trained by MSE; super-resolution x2/x3/x4",
+    ),
+    "srgan": (
+        "genlab.image2image.srgan:SRGAN",
+        "SRGAN (Ledig et al. 2017): SRResNet generator, VGG19 relu5_4 content loss + 1e-3 "
+        "adversarial loss, trained by the adversarial loop",
+    ),
+    "fast-style": (
+        "genlab.image2image.fast_style:FastStyle",
+        "Fast style transfer (Johnson et al. 2016): a residual transformer network with "
+        "instance norm trained for one style (-o style=NAME|PATH); genlab stylize --model",
+    ),
+    "adain": (
+        "genlab.image2image.adain:AdaIN",
+        "Arbitrary style transfer with AdaIN (Huang & Belongie 2017): VGG19 encoder, adaptive "
+        "instance norm, mirrored decoder; any style, alpha trade-off, style interpolation",
+    ),
 }
 
 
@@ -121,6 +151,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": (
         "genlab.text.commands:export",
         "Write a run's model in another toolkit's format (e.g. a Hugging Face GPT-2 folder).",
+    ),
+    "upscale": (
+        "genlab.image2image.commands:upscale",
+        "Upscale an image with a super-resolution run (SRCNN, ESPCN, SRResNet, SRGAN), tiled.",
+    ),
+    "stylize": (
+        "genlab.image2image.commands:stylize",
+        "Neural style transfer: optimise an image (Gatys et al.) or run a fast-style/AdaIN run.",
     ),
 }
 

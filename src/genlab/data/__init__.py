@@ -73,6 +73,11 @@ DATASETS: dict[str, tuple[str, str]] = {
         "scikit-image's 19 photographs as RGB patches (image_size 96), split by image: 15 train, "
         "1 val, 3 test (astronaut, coffee, camera), offline",
     ),
+    "styles": (
+        "genlab.data.styles:load_styles",
+        "patches of the 7 built-in style images (textures, hubble, mosaic, waves, swirl), RGB, "
+        "image_size 32, split by columns of each image; AdaIN's style batches, offline",
+    ),
     "tinyshakespeare": (
         "genlab.data.text:load_tinyshakespeare",
         "Tiny Shakespeare; tokenizer char (65 symbols, default), word or bpe; 1 MB download "
