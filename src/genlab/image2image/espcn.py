@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from genlab.image2image.sr_base import SuperResolver, ceil_radius, check_sr_config
+from genlab.image2image.sr_base import SCHEDULE, SuperResolver, ceil_radius, check_sr_config
 
 
 @dataclass
@@ -54,12 +54,7 @@ class ESPCN(SuperResolver):
         "steps": 2000,
         "batch_size": 32,
         "lr": 3e-3,
-        "warmup_steps": 50,
-        "grad_clip": 0.0,
-        "eval_every": 250,
-        "sample_every": 500,
-        "sample_n": 16,
-        "checkpoint_every": 500,
+        **SCHEDULE,
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # --preset gpu (not measured): longer training on bigger batches

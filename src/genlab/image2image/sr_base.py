@@ -52,6 +52,15 @@ from genlab.metrics.restoration import luma, rgb_to_ycbcr, ycbcr_to_rgb
 BICUBIC_RADIUS = 2  # input pixels the a = -0.5 cubic kernel reaches when upsampling
 SCALES = (2, 3, 4)
 MODES = ("y", "rgb")
+# the training schedule every SR model shares (each adds its steps, batch size and lr)
+SCHEDULE = {
+    "warmup_steps": 50,
+    "grad_clip": 0.0,
+    "eval_every": 250,
+    "sample_every": 500,
+    "sample_n": 16,
+    "checkpoint_every": 500,
+}
 DEFAULT_TILE = 256  # input pixels: a 256 x 256 tile of SRResNet's 64 channels holds 16 MiB
 
 

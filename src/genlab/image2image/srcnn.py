@@ -29,7 +29,13 @@ from typing import Any, ClassVar, Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.image2image.sr_base import SuperResolver, bicubic_upsample, ceil_radius, check_sr_config
+from genlab.image2image.sr_base import (
+    SCHEDULE,
+    SuperResolver,
+    bicubic_upsample,
+    ceil_radius,
+    check_sr_config,
+)
 
 
 @dataclass
@@ -59,12 +65,7 @@ class SRCNN(SuperResolver):
         "steps": 1000,
         "batch_size": 32,
         "lr": 1e-3,
-        "warmup_steps": 50,
-        "grad_clip": 0.0,
-        "eval_every": 250,
-        "sample_every": 500,
-        "sample_n": 16,
-        "checkpoint_every": 500,
+        **SCHEDULE,
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # --preset gpu (not measured): the paper's 9-5-5 variant, longer training

@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Literal
 from torch import Tensor, nn
 
 from genlab.image2image.sr_base import (
+    SCHEDULE,
     SuperResolver,
     bicubic_upsample,
     ceil_radius,
@@ -127,12 +128,7 @@ class SRResNet(SuperResolver):
         "steps": 3000,
         "batch_size": 8,
         "lr": 1e-3,
-        "warmup_steps": 50,
-        "grad_clip": 0.0,
-        "eval_every": 250,
-        "sample_every": 500,
-        "sample_n": 16,
-        "checkpoint_every": 500,
+        **SCHEDULE,
     }
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # --preset gpu (not measured): the paper's 16 blocks of 64 channels, x4, lr 1e-4
