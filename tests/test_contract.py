@@ -113,14 +113,21 @@ TINY: dict[str, list[dict]] = {
     "lstm": [{"n_layer": 2, "hidden": 8, "n_embd": 8, "dropout": 0.1}],
     "gru": [{"n_layer": 1, "hidden": 8, "n_embd": 8}],
     "rnn": [{"n_layer": 1, "hidden": 8, "n_embd": 4, "tie_weights": False}],
-    "srcnn": [{"n1": 4, "n2": 4, "f1": 3, "f3": 3}, {"n1": 4, "n2": 4, "mode": "rgb", "scale": 2}],
-    "espcn": [{"n1": 4, "n2": 4}, {"n1": 4, "n2": 4, "mode": "rgb", "scale": 4}],
+    "srcnn": [{"n1": 4, "n2": 4, "f1": 3, "f3": 3, "scale": 2}, {"n1": 4, "n2": 4, "mode": "rgb"}],
+    "espcn": [{"n1": 4, "n2": 4, "scale": 2}, {"n1": 4, "n2": 4, "mode": "rgb", "scale": 4}],
     "srresnet": [
-        {"channels": 4, "blocks": 1, "residual": False},
+        {"channels": 4, "blocks": 1, "residual": False, "scale": 2},
         {"channels": 4, "blocks": 1, "mode": "y", "residual": False},
     ],  # residual=True starts at bicubic, which 40 steps of a 4-channel net need not beat
     "srgan": [
-        {"channels": 4, "blocks": 1, "d_width": 2, "d_dense": 4, "content_layer": "relu1_2"},
+        {
+            "channels": 4,
+            "blocks": 1,
+            "d_width": 2,
+            "d_dense": 4,
+            "content_layer": "relu1_2",
+            "scale": 2,
+        },
         {"channels": 4, "blocks": 0, "d_width": 2, "d_dense": 4, "content_layer": "pixel"},
     ],
     "fast-style": [
@@ -130,9 +137,10 @@ TINY: dict[str, list[dict]] = {
             "style_size": 32,
             "content_layer": "relu1_1",
             "style_layers": ["relu1_1"],
+            "__data__": "styles",  # 32-px patches: a fast case
         },
     ],
-    "adain": [{"encoder_layer": "relu1_1", "style_size": 16}],
+    "adain": [{"encoder_layer": "relu1_1", "style_size": 16, "__data__": "styles"}],
 }
 # the dataset each model's tiny configs use (a config's "__data__" overrides it)
 DATA = {"vae": "digits", "dcgan": "digits", "wgan": "digits", "wgan-gp": "digits"}
@@ -140,7 +148,7 @@ DATA |= {"cgan": "digits", "stylegan": "digits", "realnvp": "digits", "glow": "d
 DATA |= dict.fromkeys(["pixelcnn", "gated-pixelcnn", "pixelrnn-row", "pixelrnn-diag"], "digits")
 DATA |= dict.fromkeys(["gpt", "lstm", "gru", "rnn"], CORPUS)  # no download needed
 DATA |= dict.fromkeys(["srcnn", "espcn", "srresnet", "srgan"], "photos")
-DATA |= dict.fromkeys(["fast-style", "adain"], "styles")  # 32-px patches, offline
+DATA |= dict.fromkeys(["fast-style", "adain"], "photos")  # content photographs
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 

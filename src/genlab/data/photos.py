@@ -59,8 +59,8 @@ SPLIT_IMAGES: dict[str, tuple[str, ...]] = {
         "gravel",
     ),
 }
-MAX_PATCH = 256  # the smallest photograph's short side is 172 px (text); larger patches are
-# cut from fewer images, and none beyond 256 keeps every split non-empty
+MAX_PATCH = 256  # patches come from the photographs at least this large (text, 172 px high,
+# and page, 191 px, give none at 256); every split keeps photographs of 400 px or more
 
 
 def _skimage_data():
@@ -105,18 +105,17 @@ def photo_images(split: str, *, channels: int = 3) -> list[Tensor]:
 
 def _patches(array: np.ndarray, size: int, stride: int) -> np.ndarray:
     """(C, H, W) -> (N, C, size, size): patches every `stride` px, the last row/column flush
-    with the image's edge so every pixel is covered."""
-    _, height, width = array.shape
+    with the image's edge so every pixel is covered; none from an image smaller than `size`."""
+    channels, height, width = array.shape
 
     def starts(length: int) -> list[int]:
         found = list(range(0, length - size + 1, stride))
-        if found[-1] != length - size:
+        if found and found[-1] != length - size:
             found.append(length - size)
         return found
 
-    return np.stack(
-        [array[:, y : y + size, x : x + size] for y in starts(height) for x in starts(width)]
-    )
+    pieces = [array[:, y : y + size, x : x + size] for y in starts(height) for x in starts(width)]
+    return np.stack(pieces) if pieces else np.empty((0, channels, size, size), array.dtype)
 
 
 @lru_cache(maxsize=8)

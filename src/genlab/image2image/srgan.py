@@ -61,7 +61,8 @@ class Discriminator(nn.Module):
         layers.append(nn.LeakyReLU(0.2))
         channels, (height, breadth) = width, size
         for i, multiple in enumerate((1, 2, 2, 4, 4, 8, 8)):  # strides 2, 1, 2, 1, 2, 1, 2
-            stride = 2 if i % 2 == 0 else 1
+            # strided where the paper strides, while there is a map to halve (tiny patches)
+            stride = 2 if i % 2 == 0 and min(height, breadth) > 1 else 1
             layers += [
                 nn.Conv2d(channels, width * multiple, 3, stride=stride, padding=1),
                 nn.BatchNorm2d(width * multiple),

@@ -144,7 +144,8 @@ class VGG(nn.Module):
         wanted = self.index_of(list(names))
         by_index = {i: name for name, i in wanted.items()}
         out: dict[int, Tensor] = {}
-        for index, layer in enumerate(self.features[: max(wanted.values(), default=-1) + 1]):
+        depth = max([-1, *wanted.values()]) + 1  # (max(..., default=) does not trace)
+        for index, layer in enumerate(self.features[:depth]):
             x = layer(x)
             if index in by_index:
                 out[index] = x
@@ -241,6 +242,9 @@ def loss_network(
     them (less memory on the device). Do not register it as a submodule of a model: it is not
     trained and must not be saved with the model's weights.
     """
+    found = _ON_DEVICE.get((arch, str(torch.device(device)), _depth_hint(arch, layers)))
+    if found is not None:  # loaded before: no lock, so a compiled loss traces through this
+        return found
     with _CACHE_LOCK:
         full, _ = _loaded(arch)
         depth = len(full.features)
@@ -257,6 +261,18 @@ def loss_network(
             network.features = copy.deepcopy(full.features[:depth])
             _ON_DEVICE[key] = network.to(device).eval().requires_grad_(False)
         return _ON_DEVICE[key]
+
+
+def _depth_hint(arch: str, layers: Iterable[str] | None) -> int:
+    """The depth `loss_network` caches a network of `arch` for `layers` at (a name it does not
+    know gives a depth no entry has: the locked path then raises)."""
+    names = layer_names(arch)
+    if layers is None:
+        return len(names)
+    deepest = -1
+    for name in layers:  # a loop, not max(genexpr): dynamo traces this
+        deepest = max(deepest, names.index(name) if name in names else -2)
+    return deepest + 1
 
 
 def weights_used(arch: str) -> str:
