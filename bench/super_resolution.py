@@ -5,7 +5,7 @@
 
 Each model trains on the `photos` training images (genlab train's defaults: the CPU settings of
 its file) through genlab.api.train_run; SRGAN starts from the SRResNet it trains first (the
-paper's initialisation, `SRGAN.warm_start`) and trains by the adversarial loop. Every model and
+paper's initialisation, `--init-from` the SRResNet run) and trains by the adversarial loop. Every model and
 the bicubic baseline are then judged on the WHOLE held-out photographs
 (`photo_images("test")`, never seen in training) by genlab.metrics.restoration: Y-channel PSNR
 and SSIM with a `scale`-pixel border crop, and LPIPS when its pretrained files are found
@@ -22,7 +22,6 @@ Prints a table, writes JSON (`--out`) and the side-by-side crop figure (`--figur
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import time
@@ -34,10 +33,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json
 from genlab import api
 from genlab.config import to_dict
-from genlab.contract import config_for_data
 from genlab.data.photos import photo_images
 from genlab.metrics.restoration import luma, restoration_metrics
-from genlab.registry import default_config, model_class
 
 MODELS = "srcnn,espcn,srresnet,srgan"
 FIGURE_MODELS = ("espcn", "srresnet", "srgan")
@@ -47,41 +44,30 @@ FIGURE_MODELS = ("espcn", "srresnet", "srgan")
 RANDOM_VGG_CONTENT_WEIGHT = 1000.0
 
 
-def train_mse_model(name: str, scale: int, steps: int | None, workdir: Path) -> tuple:
-    """genlab train NAME --data photos -o scale=S [--steps N]; the model and its seconds."""
+def train_model(
+    name: str, scale: int, steps: int | None, workdir: Path, extra: dict[str, str] | None = None
+) -> tuple:
+    """genlab train NAME --data photos -o scale=S [--steps N] [-o K=V ...]; the model and its
+    seconds."""
     start = time.perf_counter()
     run, _ = api.train_run(
         name,
         "photos",
         workdir / name,
-        overrides={"scale": str(scale)},
+        overrides={"scale": str(scale), **(extra or {})},
         steps=steps,
         progress=False,
+        init_from=workdir / "srresnet" if name == "srgan" else None,
     )
     return api.load(run), time.perf_counter() - start
 
 
-def train_srgan(srresnet, scale: int, steps: int | None, workdir: Path, content_weight: float):
-    """SRGAN from the trained SRResNet, trained by the adversarial loop (genlab.gan.train)."""
-    from genlab.gan import train as adversarial
-    from genlab.metrics.vgg import weights_used
-    from genlab.training.checkpoint import RunDir
+def srgan_options(content_weight: float) -> dict[str, str]:
+    """SRGAN's -o options: the content weight for random VGG features (see the constant)."""
+    from genlab.metrics.vgg import load_vgg, weights_used
 
-    defaults = model_class("srgan").train_defaults
-    cfg = adversarial.TrainConfig(**{**defaults, **({"steps": steps} if steps else {})})
-    train_data, val_data = adversarial.load_data("photos", {}, cfg)
-    config = config_for_data(default_config("srgan"), train_data.spec)
-    if weights_used("vgg19") == "random":
-        config = dataclasses.replace(config, content_weight=content_weight)
-    config = dataclasses.replace(config, scale=scale)
-    torch.manual_seed(cfg.seed)
-    model = model_class("srgan")(config)
-    model.warm_start(srresnet)
-    run = RunDir(workdir / "srgan")
-    run.create({"model": "srgan", "model_config": to_dict(config), "train": to_dict(cfg)})
-    start = time.perf_counter()
-    adversarial.train(model, train_data, val_data, cfg, run, progress=False)
-    return model.eval(), time.perf_counter() - start, config
+    load_vgg("vgg19", random_ok=True)  # what the loss network will be
+    return {"content_weight": str(content_weight)} if weights_used("vgg19") == "random" else {}
 
 
 def detail_ratio(model, images: list[torch.Tensor], *, baseline: bool) -> float:
@@ -155,17 +141,12 @@ def main(argv: list[str] | None = None) -> dict:
     models, rows, seconds, configs = {}, [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            if name == "srgan":
-                trained = train_srgan(
-                    models["srresnet"], args.scale, steps.get(name), Path(tmp), args.content_weight
-                )
-                models[name], seconds[name], config = trained
-            else:
-                models[name], seconds[name] = train_mse_model(
-                    name, args.scale, steps.get(name), Path(tmp)
-                )
-                config = models[name].config
-            configs[name] = to_dict(config)
+            # SRGAN starts from the SRResNet run (--init-from, as the paper does)
+            extra = srgan_options(args.content_weight) if name == "srgan" else None
+            models[name], seconds[name] = train_model(
+                name, args.scale, steps.get(name), Path(tmp), extra
+            )
+            configs[name] = to_dict(models[name].config)
     for name, model in models.items():
         found = restoration_metrics(model, images)
         rows.append({"model": name, "train_seconds": round(seconds[name], 1), **found})

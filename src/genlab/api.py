@@ -36,6 +36,7 @@ from genlab.contract import (
     StyleGenerator,
     Translator,
     Visualizable,
+    WarmStartable,
     config_for_data,
     data_kinds,
     option_fields,
@@ -193,6 +194,7 @@ class _Setup:
     settings: Settings | None = None  # a new run's layered settings
     init_from: str | Path | None = None
     initial: tuple[dict[str, Any], dict] | None = None  # --init-from's (config, weights)
+    warm_source: nn.Module | None = None  # --init-from's model of another kind (WarmStartable)
 
 
 def _check_resume_options(overrides, config_file, seed, preset, init_from, fold) -> None:
@@ -254,6 +256,10 @@ def _new_setup(
         dict(settings.data_options), fold=fold, settings=settings,
     )  # fmt: skip
     if init_from is not None:
+        warm_source = _warm_source(init_from, settings)
+        if warm_source is not None:  # its own config; the source's weights go in by warm_start
+            setup.init_from, setup.warm_source = init_from, warm_source
+            return setup
         if settings.file_cfg.get("model_config"):
             raise GenlabError(
                 f"--init-from takes the architecture from {init_from}; a preset or config "
@@ -335,6 +341,11 @@ def _model_for_data(setup: _Setup, train_data: Any) -> nn.Module:
             raise GenlabError(
                 f"the weights of {setup.init_from} do not fit this config: {str(e).splitlines()[0]}"
             ) from None
+    if setup.warm_source is not None:
+        try:
+            model.warm_start(setup.warm_source)
+        except ValueError as e:
+            raise GenlabError(f"cannot start {setup.name} from {setup.init_from}: {e}") from None
     _check_loss_on(model, f"{setup.name} cannot train on {setup.data_name}", train_data)
     return model
 
@@ -375,6 +386,17 @@ def _run_config(setup: _Setup, preset: str | None) -> dict[str, Any]:
     }
 
 
+def _warm_source(source: str | Path, settings: Settings) -> nn.Module | None:
+    """--init-from's model when SOURCE is a run of another model that the trained model starts
+    from (contract.WarmStartable: SRGAN from an SRResNet run); None otherwise."""
+    if source_scheme(source) is not None or not isinstance(settings.cls, WarmStartable):
+        return None
+    saved = RunDir(source).read_config()["model"]
+    if saved == settings.name or saved not in settings.cls.starts_from:
+        return None
+    return load(source)
+
+
 def _init_source(source: str | Path, model_name: str) -> tuple[dict[str, Any], dict, dict]:
     """What `--init-from SOURCE` starts a run from: (the model config as a dict, the weights,
     the data options its run assets need, e.g. the tokenizer). SOURCE is a genlab run
@@ -382,7 +404,13 @@ def _init_source(source: str | Path, model_name: str) -> tuple[dict[str, Any], d
     if source_scheme(source) is None:
         saved = RunDir(source).read_config()
         if saved["model"] != model_name:
-            raise GenlabError(f"{source} holds a {saved['model']} run, not a {model_name}")
+            cls = model_class(model_name)
+            starts = cls.starts_from if isinstance(cls, WarmStartable) else ()
+            also = "".join(f" or a {name}" for name in starts)
+            raise GenlabError(
+                f"{source} holds a {saved['model']} run; {model_name} starts from a "
+                f"{model_name}{also} run"
+            )
     model = load(source)
     if not isinstance(model, model_class(model_name)):
         raise GenlabError(f"{source} holds a {type(model).__name__}, not a {model_name}")

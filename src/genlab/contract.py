@@ -40,7 +40,8 @@ Optional parts, each found by `isinstance` against the protocols below, never by
   every discriminator (critic) update.
 - Sample options (HasSampleOptions), token generation (TokenGenerator), files kept beside the
   weights (RunAssets), export (Exporter), image-to-image (Translator, and Restorer for a
-  translator that undoes a known degradation): see each protocol.
+  translator that undoes a known degradation), starting from a run of another model
+  (WarmStartable): see each protocol.
 Image models return samples as float (B, C, H, W) in [0, 1].
 """
 
@@ -238,6 +239,20 @@ class Restorer(Translator, Protocol):
     def degrade(self, x: Tensor) -> Tensor: ...
 
     def baseline(self, y: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class WarmStartable(Protocol):
+    """A model that starts from a trained run of another model, as SRGAN's generator starts
+    from a trained SRResNet: `genlab train M --init-from RUN` where RUN holds a model named in
+    `starts_from` (registry names) builds M from its own settings and data, then calls
+    `warm_start(source)` with RUN's loaded model; a ValueError there (the architectures
+    differ) is one line before the run folder is made. A run of M itself still initialises
+    M whole, as for every model."""
+
+    starts_from: ClassVar[tuple[str, ...]]
+
+    def warm_start(self, source: Any) -> None: ...
 
 
 @runtime_checkable

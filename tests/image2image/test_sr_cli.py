@@ -100,3 +100,36 @@ def test_bad_image_files_are_one_line_errors(trained, tmp_path, capsys):
         capsys, "upscale", good, "--model", trained, "--out", tmp_path / "o.png", "--tile", "4"
     )
     assert_one_line_error(code, err, "tile")
+
+
+def test_srgan_starts_from_an_srresnet_run(tmp_path, capsys):
+    """--init-from with an SRResNet run copies its generator into a new SRGAN (the paper's
+    start, contract.WarmStartable); other models and other generators are one-line refusals."""
+    from genlab.api import load
+
+    shared = ["--data", "photos", "--steps", "1", "-q", "-o", "scale=2", "-o", "channels=4"]
+    shared += ["-o", "blocks=1", "-o", "data.image_size=24", "-o", "train.batch_size=2"]
+    shared += ["-o", "train.sample_n=2", "-o", "train.eval_batches=1"]
+    source = tmp_path / "srresnet"
+    assert main(["train", "srresnet", *shared, "--out", str(source)]) == 0
+    srgan = tmp_path / "srgan"
+    code, _, err = run_cli(
+        capsys, "train", "srgan", *shared, "-o", "train.lr_g=1e-12", "--init-from", source,
+        "--out", srgan, "-o", "d_width=4", "-o", "d_dense=8", "-o", "content_layer=pixel",
+    )  # fmt: skip
+    assert code == 0, err
+    # one Adam step of 1e-12 later, G's parameters are still SRResNet's (a fresh G's differ by ~0.1)
+    started = dict(load(srgan).generator.named_parameters())
+    trained = dict(load(source).generator.named_parameters())
+    assert started.keys() == trained.keys()
+    assert all(torch.allclose(started[k], trained[k], rtol=0, atol=1e-9) for k in trained)
+    assert json.loads((srgan / "config.json").read_text())["init_from"] == str(source)
+
+    wider = [*shared, "-o", "channels=8", "--init-from", source, "--out", tmp_path / "no"]
+    code, _, err = run_cli(capsys, "train", "srgan", *wider)
+    assert_one_line_error(code, err, "cannot start srgan from", "channels 4 (SRGAN: 8)")
+    assert not (tmp_path / "no").exists()
+    code, _, err = run_cli(
+        capsys, "train", "espcn", *shared, "--init-from", source, "--out", tmp_path / "no"
+    )
+    assert_one_line_error(code, err, "holds a srresnet run; espcn starts from a espcn run")

@@ -153,7 +153,7 @@ def test_init_from_errors_are_one_line(gpt2, tuned, tmp_path, capsys):
     code, _, err = run_cli(
         capsys, "train", "rnn", "--data", CORPUS, "--init-from", tuned, "--out", tmp_path / "r"
     )
-    assert_one_line_error(code, err, "holds a gpt run, not a rnn")
+    assert_one_line_error(code, err, "holds a gpt run; rnn starts from a rnn run")
     code, _, err = run_cli(capsys, "train", "gpt", "--out", tuned, "--resume", "--init-from", hf)
     assert_one_line_error(code, err, "--resume continues a run as configured")
 

@@ -21,7 +21,8 @@ logit (the sigmoid of eq. 2 is inside the loss, computed stably from logits). D 
 Training is the shared adversarial loop (`trainer = "genlab.gan.train"`: n_critic D updates, a
 G update, logging, EMA, checkpoints); the paper starts G from a trained SRResNet ("to avoid
 undesired local optima") with Adam (beta1 0.9) at lr 1e-4. `warm_start(srresnet)` copies an
-SRResNet model's generator, which has the same parameter names (genlab.image2image.srresnet).
+SRResNet model's generator, which has the same parameter names (genlab.image2image.srresnet):
+`genlab train srgan --data photos --init-from RUN` with an SRResNet run (contract.WarmStartable).
 
 Offline, without torchvision's VGG19 file, the VGG is the deterministic random-weight one
 (genlab.metrics.vgg warns once): the content loss is then a random-feature distance, not the
@@ -117,6 +118,7 @@ class SRGANConfig:
 class SRGAN(SuperResolver):
     Config: ClassVar[type] = SRGANConfig
     trainer: ClassVar[str] = "genlab.gan.train"
+    starts_from: ClassVar[tuple[str, ...]] = ("srresnet",)  # contract.WarmStartable
     train_defaults: ClassVar[dict[str, Any]] = {
         "steps": 200,
         "batch_size": 4,
