@@ -22,6 +22,7 @@ import pytest
 
 from genlab.contract import (
     AdversarialModel,
+    AudioModel,
     CriticHook,
     Exporter,
     HasPresets,
@@ -139,6 +140,8 @@ CLAIMS = {
     "after_discriminator_step": CriticHook,
     "SampleOptions": HasSampleOptions,
     "presets": HasPresets,
+    "quantizer": AudioModel,  # an audio model's WAVs, bits per sample (PixelCNN has its own
+    # conditional_log_prob(x, labels), so that name claims nothing)
 }
 
 

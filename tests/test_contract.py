@@ -141,14 +141,39 @@ TINY: dict[str, list[dict]] = {
         },
     ],
     "adain": [{"encoder_layer": "relu1_1", "style_size": 16, "__data__": "styles"}],
+    "wavenet": [
+        {
+            "stacks": 1,
+            "layers": 3,
+            "residual_channels": 4,
+            "dilation_channels": 4,
+            "skip_channels": 8,
+            "head_channels": 8,
+            "__options__": {"segment": 512, "n": 64},  # short notes: a fast case
+        },  # class-conditional: tones are labelled
+        {
+            "stacks": 1,
+            "layers": 2,
+            "residual_channels": 4,
+            "dilation_channels": 4,
+            "skip_channels": 8,
+            "head_channels": 8,
+            "output": "logistic_mixture",
+            "mixtures": 2,
+            "conditional": False,
+            "__options__": {"segment": 512, "n": 64},
+        },
+    ],
 }
-# the dataset each model's tiny configs use (a config's "__data__" overrides it)
+# the dataset each model's tiny configs use (a config's "__data__" overrides it, and its
+# "__options__" are the data's options)
 DATA = {"vae": "digits", "dcgan": "digits", "wgan": "digits", "wgan-gp": "digits"}
 DATA |= {"cgan": "digits", "stylegan": "digits", "realnvp": "digits", "glow": "digits"}
 DATA |= dict.fromkeys(["pixelcnn", "gated-pixelcnn", "pixelrnn-row", "pixelrnn-diag"], "digits")
 DATA |= dict.fromkeys(["gpt", "lstm", "gru", "rnn"], CORPUS)  # no download needed
 DATA |= dict.fromkeys(["srcnn", "espcn", "srresnet", "srgan"], "photos")
 DATA |= dict.fromkeys(["fast-style", "adain"], "photos")  # content photographs
+DATA |= {"wavenet": "tones"}
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 
@@ -160,7 +185,8 @@ def test_every_registered_model_has_tiny_configs_and_data():
 def build(name: str, i: int, seed: int = 0):
     cls = model_class(name)
     tiny = dict(TINY[name][i])
-    data = load_dataset(tiny.pop("__data__", DATA[name]), "train")
+    options = tiny.pop("__options__", {})  # the data's options for this case
+    data = load_dataset(tiny.pop("__data__", DATA[name]), "train", **options)
     config = config_for_data(default_config(name), data.spec)
     config = dataclasses.replace(
         config, **{k: tuple(v) if isinstance(v, list) else v for k, v in tiny.items()}

@@ -44,7 +44,7 @@ def test_the_benchmark_runs_every_model_on_cpu_with_tiny_configs(tmp_path):
     """The script as a GPU machine runs it, on the CPU: every registered model, fp32 and bf16,
     one warm-up and two timed steps of the tiny configs of tests/test_contract.py."""
     tiny = {
-        name: {k: v for k, v in configs[0].items() if k != "__data__"}
+        name: {k: v for k, v in configs[0].items() if not k.startswith("__")}
         for name, configs in TINY.items()
     }
     configs, out = tmp_path / "tiny.json", tmp_path / "smoke.json"

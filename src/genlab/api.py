@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from genlab.config import apply_overrides, from_dict, to_dict
 from genlab.contract import (
     Exporter,
     LatentGenerator,
+    ModelFacts,
     RunAssets,
     StyleGenerator,
     Translator,
@@ -719,7 +721,15 @@ def evaluate(
         "seed": seed,
     }
     if metrics is None:  # the test loss and the likelihood in the data's own units
-        result.update(standard_metrics(model, data, split, batch_size=batch_size, seed=seed))
+        # what numbers fitted on the training data (audio's baselines) load, if they need it
+        training = functools.partial(
+            load_dataset, saved["data"]["name"], "train", **saved["data"]["options"]
+        )
+        result.update(
+            standard_metrics(
+                model, data, split, batch_size=batch_size, seed=seed, reference=training
+            )
+        )
     else:
         options = dict(n=n, features=features, seed=seed, weights=weights, download=download)
         options.update(ppl_space=ppl_space, protocol=protocol)
@@ -767,7 +777,8 @@ def _merged_with_earlier(path: Path, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def info(run_dir: str | Path) -> dict[str, Any]:
-    """What a run is: its config, progress, checkpoints and last evaluation."""
+    """What a run is: its config, progress, checkpoints and last evaluation, and the facts its
+    model class states about its config (contract.ModelFacts, e.g. a receptive field)."""
     run = RunDir(run_dir)
     saved = run.read_config()
     latest = run.latest_checkpoint()
@@ -786,6 +797,9 @@ def info(run_dir: str | Path) -> dict[str, Any]:
         "model_config": saved["model_config"],
         "train": saved.get("train"),
     }
+    cls = model_class(saved["model"])
+    if isinstance(cls, ModelFacts):  # computed from the config: nothing is built
+        out["facts"] = cls.facts(config_from(saved["model"], saved["model_config"]))
     if (run.path / WEIGHTS).is_file():
         out["weight_values"] = sum(t.numel() for t in load_weights(run.path / WEIGHTS).values())
     if (run.path / "eval.json").is_file():

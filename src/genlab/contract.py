@@ -42,7 +42,17 @@ Optional parts, each found by `isinstance` against the protocols below, never by
   weights (RunAssets), export (Exporter), image-to-image (Translator, and Restorer for a
   translator that undoes a known degradation), starting from a run of another model
   (WarmStartable): see each protocol.
-Image models return samples as float (B, C, H, W) in [0, 1].
+- Audio models (AudioModel) say their `sample_rate` and `quantizer` (a genlab.sound.Quantizer:
+  the discrete values their likelihood is over) and give `conditional_log_prob(batch)`, the
+  likelihood given the batch's labels and local features: the sample writer makes WAV files at
+  that rate, the server answers audio/wav, and `genlab evaluate` reports bits per sample beside
+  baselines over the same codes (genlab.metrics.audio).
+- `facts(config)` (ModelFacts, a classmethod): numbers about a configured architecture worth
+  showing (WaveNet's receptive field in samples and milliseconds); `genlab info RUN` lists them
+  under "facts" without building the model, and metrics may read them (`receptive_field`: the
+  context a baseline predictor gets).
+Image models return samples as float (B, C, H, W) in [0, 1]; audio models float (B, 1, T)
+amplitudes in [-1, 1].
 """
 
 from __future__ import annotations
@@ -242,6 +252,36 @@ class Restorer(Translator, Protocol):
 
 
 @runtime_checkable
+class AudioModel(Protocol):
+    """A model of sound: samples are float (B, 1, T) amplitudes in [-1, 1] at `sample_rate`
+    samples per second.
+
+    - `sample_rate`: samples per second of what it generates (the data's, filled into its
+      config); the WAV writer and the server's wav encoder write at this rate;
+    - `quantizer`: a genlab.sound.Quantizer (MU_LAW, LINEAR_16): the codes its likelihood is a
+      distribution over, so that its bits per sample and the baselines' count the same events;
+    - `conditional_log_prob(batch)`: log p(x | the batch's label and local features) in nats per
+      example, (B,), of the quantized audio x of a data batch (x, (x, y) or (x, y, c)): what
+      `genlab evaluate` turns into bits per sample (nats / (T ln 2))."""
+
+    sample_rate: int
+    quantizer: Any
+
+    def conditional_log_prob(self, batch: Any) -> Tensor: ...
+
+
+@runtime_checkable
+class ModelFacts(Protocol):
+    """A model class that states facts about a configuration, e.g. a receptive field:
+    `facts(config)` (a classmethod, cheap: nothing is built) -> {name: JSON value}. `genlab info`
+    shows them as "facts"; `receptive_field` (in samples) is the context genlab.metrics.audio
+    gives its linear predictor."""
+
+    @classmethod
+    def facts(cls, config: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
 class WarmStartable(Protocol):
     """A model that starts from a trained run of another model, as SRGAN's generator starts
     from a trained SRResNet: `genlab train M --init-from RUN` where RUN holds a model named in
@@ -429,6 +469,27 @@ def sample_kind(model: Any) -> str:
     if not kinds or len(kinds) > 1:
         raise TypeError(f"{cls.__name__} must say its sample_kind")
     return kinds[0]
+
+
+def class_labels(n: int, labels: Any, num_classes: int, device: Any = None) -> Tensor:
+    """The class label of each of n samples, as a class-conditional model's `sample` takes its
+    `labels` keyword: None -> 0, 1, ..., K-1, 0, ... cycling over the rows; one class -> n
+    copies; a sequence -> itself (length n). A ValueError for anything else or a class outside
+    0..K-1."""
+    import torch
+
+    k = num_classes
+    if labels is None:
+        return torch.arange(n, device=device) % k
+    y = torch.as_tensor(labels, dtype=torch.long, device=device).reshape(-1)
+    if y.numel() == 1:
+        y = y.expand(n)
+    wanted = f"labels must be one class or {n} classes in 0..{k - 1}"
+    if y.numel() != n:
+        raise ValueError(f"{wanted}: got {y.numel()} labels for {n} samples")
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"{wanted}, got {sorted(set(y.tolist()))[:5]}")
+    return y
 
 
 @dataclasses.dataclass(frozen=True)

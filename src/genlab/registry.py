@@ -136,6 +136,11 @@ MODELS: dict[str, tuple[str, str] | tuple[str, str, dict[str, Any]]] = {
         "Arbitrary style transfer with AdaIN (Huang & Belongie 2017): VGG19 encoder, adaptive "
         "instance norm, mirrored decoder; any style, alpha trade-off, style interpolation",
     ),
+    "wavenet": (
+        "genlab.audio.wavenet:WaveNet",
+        "WaveNet (van den Oord et al. 2016): causal dilated convolutions, gated units, mu-law "
+        "softmax or logistic mixture, label and local conditioning; fast queued generation",
+    ),
 }
 
 

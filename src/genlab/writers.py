@@ -5,11 +5,14 @@
     "image"   (B, C, H, W) floats in [0, 1]  -> a PNG grid (genlab.imaging)
     "vector"  (B, D) points                  -> a PNG scatter plot of the first two coordinates
     "text"    (B, T) token ids               -> a UTF-8 text file, one decoded sample per block
+    "audio"   (B, 1, T) amplitudes in [-1, 1] -> one 16-bit mono WAV at the model's sample rate
+                                               (contract.AudioModel), the samples one after
+                                               another with AUDIO_GAP_S of silence between
 
 The kind comes from what the samples are (`genlab.contract.sample_kind(model)`, or the kind of
 the data the model trains on), never from the tensor's shape: audio (B, 1, T) and a batch of
-token ids can have the same rank. A new modality is one more entry here ("audio" -> a WAV
-file); a kind without one is an error, not a silently missing file.
+token ids can have the same rank. A new modality is one more entry here (MIDI next); a kind
+without one is an error, not a silently missing file.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import Tensor
 from genlab.errors import GenlabError
 
 TEXT_SEPARATOR = "\n" + "-" * 40 + "\n"  # between two samples in a text file
+AUDIO_GAP_S = 0.5  # seconds of silence between two samples in a WAV file
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,29 @@ def _decoded_text(samples: Tensor, path: Path, model: Any) -> None:
     atomic_write_text(path, TEXT_SEPARATOR.join(texts) + "\n")
 
 
+def _wav(samples: Tensor, path: Path, model: Any) -> None:
+    """The samples one after another in one 16-bit WAV at the model's sample rate, separated
+    by AUDIO_GAP_S seconds of silence."""
+    import torch
+
+    from genlab.contract import AudioModel
+    from genlab.sound import write_wav
+
+    if samples.dim() != 3 or samples.shape[1] != 1:
+        raise ValueError(f"audio samples must be (B, 1, T), got shape {tuple(samples.shape)}")
+    if not isinstance(model, AudioModel):
+        raise ValueError("audio samples need the AudioModel that drew them: its sample rate")
+    rate = int(model.sample_rate)
+    gap = torch.zeros(round(AUDIO_GAP_S * rate))
+    pieces = [part for sample in samples.float() for part in (gap, sample[0])][1:]
+    write_wav(path, torch.cat(pieces), rate)
+
+
 WRITERS: dict[str, SampleWriter] = {
     "image": SampleWriter(".png", _image_grid),
     "vector": SampleWriter(".png", _scatter),
     "text": SampleWriter(".txt", _decoded_text),
+    "audio": SampleWriter(".wav", _wav),
 }
 
 
@@ -84,7 +107,7 @@ def writer_for(kind: str) -> SampleWriter:
 def write_samples(samples: Tensor, out: str | Path, *, kind: str, model: Any = None) -> Path:
     """Write `samples` of data kind `kind` to `out` (exactly that path; see
     `writer_for(kind).suffix` for the file type) and return it. `model` is the model that drew
-    them, for writers that need it (text: its tokenizer)."""
+    them, for writers that need it (text: its tokenizer; audio: its sample rate)."""
     writer = writer_for(kind)
     path = Path(out)
     writer.write(samples.detach().cpu(), path, model)

@@ -22,9 +22,18 @@ def test_each_kind_fills_the_config_fields_it_knows():
     }
     assert image.modality.discrete and text.modality.tokens
     assert not DataSpec("vector", (2,), levels=0).modality.discrete
-    assert set(MODALITIES) == {"image", "vector", "text"}
-    with pytest.raises(ValueError, match="unknown data kind 'audio'"):
-        DataSpec("audio", (1, 16000))
+    audio = DataSpec("audio", (1, 4096), sample_rate=8000, extra={"local_channels": 2})
+    assert audio.config_values() == {
+        "data_shape": (1, 4096),
+        "num_classes": 0,
+        "sample_rate": 8000,
+        "local_channels": 2,
+        "local_hop": 0,
+    }
+    assert audio.modality.discrete
+    assert set(MODALITIES) == {"image", "vector", "text", "audio"}
+    with pytest.raises(ValueError, match="unknown data kind 'video'"):
+        DataSpec("video", (3, 8, 16, 16))
 
 
 def test_config_for_data_keeps_the_fields_a_config_declares():

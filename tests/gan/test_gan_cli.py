@@ -54,7 +54,7 @@ def test_sample_with_a_label_draws_that_class(cgan_run, capsys, tmp_path):
     with Image.open(tmp_path / "s.png") as picture:
         assert picture.size[0] > 8
     code, _, err = run_cli(capsys, "sample", cgan_run, "--label", "11", "--out", tmp_path / "x.png")
-    assert_one_line_error(code, err, "labels must be in 0..9")
+    assert_one_line_error(code, err, "classes in 0..9")
     code, _, err = run_cli(
         capsys, "sample", cgan_run, "--truncation", "0.5", "--out", tmp_path / "x.png"
     )

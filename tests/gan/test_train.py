@@ -69,7 +69,7 @@ def test_conditional_samples_have_the_requested_labels_and_shapes():
     # the label changes the image for the same z
     z = model.sample_latent(4, generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(model.generate(z, 3), model.generate(z, 7))
-    with pytest.raises(ValueError, match="labels must be in"):
+    with pytest.raises(ValueError, match="labels must be one class"):
         model.sample(2, labels=10)
     with pytest.raises(ValueError, match="3 labels for 2"):
         model.sample(2, labels=[1, 2, 3])

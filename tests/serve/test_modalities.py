@@ -1,6 +1,6 @@
 """The server follows the contract, not a list of models: a model of a modality it has no code
-for (audio here), with sample options of its own, is served, validated and described once it is
-registered, with no edit to genlab.serve."""
+for (seismograms here), with sample options of its own, is served, validated and described once
+it is registered, with no edit to genlab.serve."""
 
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ class ToneOptions:
 
 
 class Tones(nn.Module):
-    """A toy audio model: n tones of 64 samples at 8 kHz with random phases."""
+    """A toy seismograph: n tones of 64 samples at 8 kHz with random phases, of a data kind
+    ("seismic") that genlab has no code for."""
 
-    data_kinds = ("audio",)
+    data_kinds = ("seismic",)
     SampleOptions = ToneOptions
 
     @dataclasses.dataclass
@@ -63,7 +64,7 @@ class Tones(nn.Module):
 @pytest.fixture
 def tones(monkeypatch):
     """A service holding a registered Tones model (the request schema made afresh with it)."""
-    description = "Tones: a toy audio model, a modality genlab.serve has no code for"
+    description = "Tones: a toy seismograph, a modality genlab.serve has no code for"
     monkeypatch.setitem(registry.MODELS, "tones", (f"{__name__}:Tones", description))
     sample_request.cache_clear()
     service = Service()
@@ -78,9 +79,9 @@ def tones(monkeypatch):
 def test_a_new_modality_is_described_from_the_contract(tones):
     (listed,) = tones.describe()["models"]
     assert listed["kind"] == "samples" and listed["model"] == "tones"
-    assert listed["description"].startswith("Tones: a toy audio model")
+    assert listed["description"].startswith("Tones: a toy seismograph")
     assert listed["conditions"] == ["pitch", "wave"]  # not the CLI-only option
-    assert listed["formats"] == ["npy", "json"]  # no encoder writes audio as PNG
+    assert listed["formats"] == ["npy", "json"]  # no encoder writes seismograms as PNG or WAV
     pitch, wave = listed["options"]
     assert (pitch["type"], pitch["ge"], pitch["le"], pitch["default"]) == ("number", 20, 4000, 440)
     assert wave["choices"] == ["sine", "square"] and wave["type"] == "string"

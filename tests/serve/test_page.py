@@ -233,6 +233,38 @@ def test_text_model_streams(server: str, page: Page):
     assert text == direct["text"]
 
 
+def test_audio_model_plays_its_samples(page: Page):
+    """An audio model (tests/plugin/chirp.py, 0.5 s at 8 kHz): the page asks for WAVs and shows
+    one <audio> player per sample, whose metadata the browser loads (it can play them)."""
+    from genlab.serve.store import describe_model
+    from plugin.chirp import Chirp, ChirpConfig
+
+    service = Service()
+    model = Chirp(ChirpConfig(data_shape=(1, 4000))).eval()
+    service.add(describe_model("chirp", "v1", model, "memory", registry_name="chirp"))
+    service.mark_ready()
+    with serving(service) as url:
+        open_page(page, url)
+        expect(page.locator("#model option")).to_have_text(["chirp @ v1 (audio)"])
+        page.fill("#n", "2")
+        page.fill("#seed", "11")
+        generate(page)
+        page.wait_for_function(
+            """n => { const players = [...document.querySelectorAll('#audio audio')];
+                      return players.length === n
+                        && players.every(a => a.readyState >= 1 && a.duration > 0); }""",
+            arg=2,
+        )
+        durations = page.eval_on_selector_all("#audio audio", "ps => ps.map(p => p.duration)")
+        assert durations == [pytest.approx(0.5, abs=0.01)] * 2
+        captions = page.locator("#audio figcaption").all_text_contents()
+        assert captions == [f"sample {i} · 0.50 s · 8000 Hz" for i in (1, 2)]
+        expect(page.locator("#images")).to_be_hidden()
+        direct = post(f"{url}v1/models/chirp/generate", {"n": 2, "seed": 11, "format": "wav"})
+        sources = page.eval_on_selector_all("#audio audio", "ps => ps.map(p => p.src)")
+        assert sources == [f"data:audio/wav;base64,{wav}" for wav in direct["audio"]]
+
+
 def test_api_key(page: Page):
     """A server with a key: the page asks for it in words a browser user can act on (not the
     API's "send the header 'Authorization: Bearer KEY'"), and lists the models once it works."""

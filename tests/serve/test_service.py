@@ -54,7 +54,7 @@ class _Response:
         self.status_code = response.status_code
         self.headers = response.headers
         self.content = response.get_data()
-        self.text = self.content.decode()
+        self.text = self.content.decode(errors="replace")  # a WAV answer is not text
 
     def json(self):
         return json.loads(self.content)

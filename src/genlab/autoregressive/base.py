@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.contract import option
+from genlab.contract import class_labels, option
 from genlab.data.base import batch_inputs, batch_labels
 from genlab.distributions import logistic_mixture_level_log_probs, logistic_mixture_log_prob
 
@@ -310,15 +310,7 @@ class AutoregressiveImageModel(nn.Module):
             if labels is not None:
                 raise ValueError(f"{type(self).__name__} is not class-conditional")
             return None
-        k = self.config.num_classes
-        if labels is None:
-            return torch.arange(n, device=device) % k
-        y = torch.as_tensor(labels, device=device).long().flatten()
-        if y.numel() == 1:
-            y = y.expand(n)
-        if len(y) != n or y.min() < 0 or y.max() >= k:
-            raise ValueError(f"labels must be one class or {n} classes in [0, {k - 1}]")
-        return y
+        return class_labels(n, labels, self.config.num_classes, device)
 
     # --- figures -------------------------------------------------------------------------------
     def visualize(self, data: Any, out_dir: Any, *, generator: torch.Generator) -> list:

@@ -3,9 +3,9 @@
 `load_dataset("mnist", "train")` returns a dataset that keeps the contract in `base.py`. The
 registry below is the only list of names: a dict literal from name to "module:function", so it
 is greppable and a dataset's module (and its dependencies) is imported only when that dataset is
-used. Three prefix families take an argument after a colon: `toy2d:NAME` (2-D densities),
-`folder:PATH` (a folder of the user's images) and `text:PATH` (the user's UTF-8 text file or
-folder of .txt files).
+used. Four prefix families take an argument after a colon: `toy2d:NAME` (2-D densities),
+`folder:PATH` (a folder of the user's images), `text:PATH` (the user's UTF-8 text file or
+folder of .txt files) and `audio:PATH` (the user's wav/flac/ogg file or folder of them).
 
 Every loader takes one split ("train", "val" or "test") and keyword options; `load_dataset`
 checks the name, the split and the option names at this boundary, and joins splits written as
@@ -83,6 +83,17 @@ DATASETS: dict[str, tuple[str, str]] = {
         "Tiny Shakespeare; tokenizer char (65 symbols, default), word or bpe; 1 MB download "
         "(90/10% of the characters, test = val)",
     ),
+    "tones": (
+        "genlab.data.audio:load_tones",
+        "procedural notes (pitch, envelope, harmonic timbre), 8 or 16 kHz, (1, segment 4096); "
+        "label instrument (4), pitch (24) or none; contour: pitch features; offline "
+        "(2000/200/200)",
+    ),
+    "chorales-audio": (
+        "genlab.data.audio:load_chorales_audio",
+        "Bach chorales from music21's corpus played by an additive synth (or fluidsynth), "
+        "8 kHz, (1, segment 4096), split by piece (pieces 60: 48/6/6); offline, cached",
+    ),
 }
 
 # prefix -> ("module:function", description); the text after "prefix:" is the first argument
@@ -100,9 +111,19 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "your own UTF-8 text: a file, or every .txt under a folder; tokenizer char, word or bpe "
         "(90/10% of the characters, test = val)",
     ),
+    "audio": (
+        "genlab.data.audio:load_audio_folder",
+        "your own audio: a wav/flac/ogg file, or every one under a folder; mono, resampled to "
+        "sample_rate 8000, (1, segment 4096) (80/10/10% by file; one file: by time)",
+    ),
 }
 # what the error for a bare "prefix:" suggests
-_EXAMPLES = {"toy2d": "toy2d:moons", "folder": "folder:~/pictures", "text": "text:~/corpus.txt"}
+_EXAMPLES = {
+    "toy2d": "toy2d:moons",
+    "folder": "folder:~/pictures",
+    "text": "text:~/corpus.txt",
+    "audio": "audio:~/recordings",
+}
 
 
 def data_dir() -> Path:
@@ -163,7 +184,8 @@ def load_dataset(
 
     `root` overrides `data_dir()` for datasets that download; `options` are dataset-specific
     (see `list_datasets()` and each loader's docstring), e.g. `image_size` for shapes and
-    folder:, `n` for toy2d:, `tokenizer`, `vocab_size` and `block_size` for text datasets.
+    folder:, `n` for toy2d:, `tokenizer`, `vocab_size` and `block_size` for text datasets,
+    `sample_rate` and `segment` for audio.
     Every call returns a fresh dataset object.
     """
     from genlab.data.splits import concat, parse_split
@@ -182,11 +204,11 @@ def dataset_spec(name: str, **options: object) -> DataSpec:
 
 
 def list_datasets() -> list[tuple[str, str]]:
-    """(name, description) of every dataset, including each `toy2d:NAME`, `folder:PATH` and
-    `text:PATH`."""
+    """(name, description) of every dataset, including each `toy2d:NAME`, `folder:PATH`,
+    `text:PATH` and `audio:PATH`."""
     from genlab.data.toy2d import DENSITIES
 
     named = [(name, description) for name, (_, description) in DATASETS.items()]
     toys = [(f"toy2d:{toy}", FAMILIES["toy2d"][1]) for toy in DENSITIES]
-    paths = [(f"{prefix}:PATH", FAMILIES[prefix][1]) for prefix in ("folder", "text")]
+    paths = [(f"{prefix}:PATH", FAMILIES[prefix][1]) for prefix in ("folder", "text", "audio")]
     return [*named, *toys, *paths]

@@ -6,8 +6,11 @@ the resumable trainer state and a resumed run sees exactly the batches an uninte
 
 Images come out as float32 in [0, 1] with shape (B, C, H, W) (8-bit data: value / 255, so the
 model can recover the integer level as round(x * 255)); 2-D toy data as float32 (B, 2);
-token windows as int64 (B, T); labels as int64 (B,). Each dataset's `spec` (DataSpec) says what
-kind of data it holds (its Modality) and so which model-config values it implies.
+token windows as int64 (B, T); audio as float32 (B, 1, T) amplitudes in [-1, 1] (with labels
+(x, y); with a local-conditioning feature sequence (x, y, c), c float32 (B, local_channels,
+T // local_hop), frame j covering samples [j * hop, (j + 1) * hop)); labels as int64 (B,).
+Each dataset's `spec` (DataSpec) says what kind of data it holds (its Modality) and so which
+model-config values it implies.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ CONFIG_FIELDS: dict[str, Callable[[DataSpec], Any]] = {
     "num_classes": lambda spec: spec.num_classes,
     "vocab_size": lambda spec: spec.vocab_size,
     "block_size": lambda spec: spec.shape[0],  # token sequences: the window length T
+    "sample_rate": lambda spec: spec.sample_rate,  # audio: samples per second
+    # audio with a feature sequence c (B, local_channels, T // local_hop); 0 when it has none
+    "local_channels": lambda spec: spec.extra.get("local_channels", 0),
+    "local_hop": lambda spec: spec.extra.get("local_hop", 0),
 }
 
 
@@ -40,8 +47,8 @@ class Modality:
     `discrete`: its values are discrete (8-bit levels, binarized pixels, tokens), so log p(x) is
     a probability and bits per value mean something (not so for continuous vectors);
     `tokens`: an example is a token sequence, so a per-token perplexity means something.
-    Audio, paired images or an environment's observations are one more entry of MODALITIES
-    (and, for their samples, of genlab.writers.WRITERS).
+    Paired images or an environment's observations would be one more entry of MODALITIES
+    (and, for their samples, of genlab.writers.WRITERS), as audio is.
     """
 
     kind: str
@@ -55,7 +62,14 @@ VECTOR = Modality("vector", ("data_shape", "num_classes"), discrete=False)
 TOKENS = Modality(
     "text", ("data_shape", "num_classes", "vocab_size", "block_size"), discrete=True, tokens=True
 )
-MODALITIES: dict[str, Modality] = {m.kind: m for m in (IMAGE, VECTOR, TOKENS)}
+# audio: discrete because the models' likelihoods are over quantized amplitudes (genlab.sound's
+# quantizers), so bits per value are bits per sample
+AUDIO = Modality(
+    "audio",
+    ("data_shape", "num_classes", "sample_rate", "local_channels", "local_hop"),
+    discrete=True,
+)
+MODALITIES: dict[str, Modality] = {m.kind: m for m in (IMAGE, VECTOR, TOKENS, AUDIO)}
 
 
 @dataclass(frozen=True)
@@ -65,12 +79,15 @@ class DataSpec:
     `kind` names its Modality (MODALITIES), which says which model-config fields the spec
     fills (`config_values`) and how its values count in the likelihood metrics."""
 
-    kind: str  # a key of MODALITIES: "image" | "vector" | "text"
-    shape: tuple[int, ...]  # one example: (C, H, W) for images, (D,) for vectors, (T,) for text
+    kind: str  # a key of MODALITIES: "image" | "vector" | "text" | "audio"
+    # one example: (C, H, W) for images, (D,) for vectors, (T,) for text, (1, T) for audio
+    shape: tuple[int, ...]
     num_classes: int = 0  # 0 when unlabelled
     levels: int = 256  # number of discrete levels per value for 8-bit images (0 = continuous)
     vocab_size: int = 0  # text only
-    extra: dict = field(default_factory=dict, compare=False)  # e.g. text's "tokenizer"
+    sample_rate: int = 0  # audio only: samples per second
+    # e.g. text's "tokenizer", audio's "local_channels" and "local_hop"
+    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in MODALITIES:

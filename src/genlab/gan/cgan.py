@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.contract import option
+from genlab.contract import class_labels, option
 from genlab.data.base import batch_inputs, batch_labels
 from genlab.gan import losses
 from genlab.gan.dcgan import (
@@ -152,16 +152,7 @@ class CGAN(nn.Module):
     def labels_for(self, n: int, labels: Any = None) -> Tensor:
         """None -> 0, 1, ..., K-1, 0, ...; an int -> n copies; a sequence -> itself (length n)."""
         device = next(self.parameters()).device
-        if labels is None:
-            return torch.arange(n, device=device) % self.config.num_classes
-        y = torch.as_tensor(labels, dtype=torch.long, device=device).reshape(-1)
-        if y.numel() == 1:
-            y = y.expand(n)
-        if y.numel() != n:
-            raise ValueError(f"got {y.numel()} labels for {n} samples")
-        if y.min() < 0 or y.max() >= self.config.num_classes:
-            raise ValueError(f"labels must be in 0..{self.config.num_classes - 1}")
-        return y
+        return class_labels(n, labels, self.config.num_classes, device)
 
     def sample_latent(self, n: int, *, generator: Any = None) -> Tensor:
         return normal_latent(n, self.config.z_dim, generator, device_of(self.generator))

@@ -2,8 +2,12 @@
 
 Each kind of data has its field's standard numbers: a language model's loss, perplexity and
 bits per token/character (metrics.text); every other model its test loss and, for likelihood
-models, the NLL in nats and bits/dim (metrics.likelihood). A new modality with numbers of its
-own (e.g. audio's bits per sample) adds one entry to `BY_KIND`; the rest use `loss_and_nll`.
+models, the NLL in nats and bits/dim (metrics.likelihood); an audio model (contract.AudioModel)
+also its bits per sample beside two baselines fitted on the run's training split (metrics.audio).
+A new modality with numbers of its own adds one entry to `BY_KIND`; the rest use `loss_and_nll`.
+
+Every entry takes `reference`, a loader of the run's training split (None when there is none):
+numbers that need the training data (audio's baselines) read it; the others leave it.
 
 Some numbers belong to what a model does rather than to its data: a contract.Restorer
 (super-resolution) is judged against the clean images it restores, so it reports PSNR, SSIM and
@@ -17,10 +21,14 @@ from typing import Any
 
 import torch
 
-from genlab.contract import LikelihoodModel, Restorer
+from genlab.contract import AudioModel, LikelihoodModel, Restorer
+
+Reference = Callable[[], Any] | None  # loads the run's training split (a Dataset)
 
 
-def language_model(model: Any, data: Any, split: str, *, batch_size: int, seed: int) -> dict:
+def language_model(
+    model: Any, data: Any, split: str, *, batch_size: int, seed: int, reference: Reference = None
+) -> dict:
     """Loss, perplexity, bits per token and per character over the split's windows."""
     from genlab.metrics.text import language_model_metrics
 
@@ -28,7 +36,9 @@ def language_model(model: Any, data: Any, split: str, *, batch_size: int, seed: 
     return {f"{split}_{k}": v for k, v in found.items()}
 
 
-def loss_and_nll(model: Any, data: Any, split: str, *, batch_size: int, seed: int) -> dict:
+def loss_and_nll(
+    model: Any, data: Any, split: str, *, batch_size: int, seed: int, reference: Reference = None
+) -> dict:
     """The mean of the model's loss terms, and the likelihood of a LikelihoodModel."""
     from genlab.metrics.likelihood import negative_log_likelihood
     from genlab.training.loop import evaluate_loss
@@ -41,7 +51,9 @@ def loss_and_nll(model: Any, data: Any, split: str, *, batch_size: int, seed: in
     return result
 
 
-def restoration(model: Any, data: Any, split: str, *, batch_size: int, seed: int) -> dict:
+def restoration(
+    model: Any, data: Any, split: str, *, batch_size: int, seed: int, reference: Reference = None
+) -> dict:
     """The test loss, then PSNR / SSIM (Y channel, border cropped) and LPIPS of the model and of
     its baseline on every example of the split (metrics.restoration), with their definitions."""
     from genlab.data.base import batch_inputs
@@ -57,17 +69,44 @@ def restoration(model: Any, data: Any, split: str, *, batch_size: int, seed: int
     return {**result, **found, "definitions": definitions}
 
 
+def audio(
+    model: Any, data: Any, split: str, *, batch_size: int, seed: int, reference: Reference = None
+) -> dict:
+    """The test loss, then an AudioModel's bits per sample given each example's conditioning
+    (its `conditional_log_prob`: no label-free marginal, which costs a pass per class and does
+    not exist for a model that reads a feature sequence) and, with `reference`, the unigram and
+    linear-prediction baselines on the same codes (metrics.audio). Another model of audio data
+    gets the test loss and NLL of every model."""
+    from genlab.metrics.audio import audio_metrics
+    from genlab.training.loop import evaluate_loss
+
+    if not isinstance(model, AudioModel):
+        return loss_and_nll(model, data, split, batch_size=batch_size, seed=seed)
+    where = next(model.parameters()).device
+    loss = evaluate_loss(model, data, batch_size=batch_size, device=where, seed=seed)
+    found = audio_metrics(model, data, reference, batch_size=batch_size, seed=seed)
+    return {**{f"{split}_{k}": v for k, v in loss.items()}, **found}
+
+
 Metrics = Callable[..., dict]
-BY_KIND: dict[str, Metrics] = {"text": language_model}  # DataSpec.kind -> its own numbers
+# DataSpec.kind -> its own numbers
+BY_KIND: dict[str, Metrics] = {"text": language_model, "audio": audio}
 
 
 def standard_metrics(
-    model: Any, data: Any, split: str, *, batch_size: int = 100, seed: int = 0
+    model: Any,
+    data: Any,
+    split: str,
+    *,
+    batch_size: int = 100,
+    seed: int = 0,
+    reference: Reference = None,
 ) -> dict[str, Any]:
     """eval.json's numbers for `model` on `data` (keys prefixed with the split where they are
-    per-split losses)."""
+    per-split losses). `reference()` loads the run's training split, for numbers fitted on it
+    (genlab evaluate passes it; None: those numbers are left out)."""
     if isinstance(model, Restorer):
         compute: Metrics = restoration
     else:
         compute = BY_KIND.get(data.spec.kind, loss_and_nll)
-    return compute(model, data, split, batch_size=batch_size, seed=seed)
+    return compute(model, data, split, batch_size=batch_size, seed=seed, reference=reference)

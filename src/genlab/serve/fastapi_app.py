@@ -4,7 +4,8 @@ streamed as server-sent events. Run by uvicorn (`genlab serve`).
 The body of /v1/models/{name}/generate is read and validated by the service core (the same code
 as the Flask app), not by FastAPI, so both apps answer every bad request with the same status
 and `{"error": "..."}`; the OpenAPI spec still documents the body (SampleRequest | TextRequest).
-So is the multipart form of /v1/models/{name}/translate (image to image: an uploaded image in,
+A sampling request with `Accept: audio/wav` is answered with the WAV file itself (one audio
+sample; genlab.serve.service.wants_wav). So is the multipart form of /v1/models/{name}/translate (image to image: an uploaded image in,
 a PNG out), read by genlab.serve.uploads. A body must arrive within the request time limit (`--timeout`): uvicorn has no deadline of
 its own for it, and a client that stalls half-way would otherwise hold its connection forever;
 it gets a 408 and the connection closes.
@@ -17,8 +18,9 @@ import time
 from importlib import resources
 from typing import Any
 
+from genlab.serve.encoders import WAV
 from genlab.serve.schemas import openapi_request_schema
-from genlab.serve.service import Service
+from genlab.serve.service import Service, wants_wav
 from genlab.serve.store import Served
 
 GENERATE = "/v1/models/{name}/generate"
@@ -196,12 +198,19 @@ def _generate_docs() -> dict[str, Any]:
         },
         "responses": {
             200: {
-                "description": 'samples or text; with `"stream": true` server-sent events',
-                "content": {"text/event-stream": {"itemSchema": SSE_EVENT}},
+                "description": (
+                    'samples or text; with `"stream": true` server-sent events; with '
+                    "`Accept: audio/wav` one audio sample as a WAV file"
+                ),
+                "content": {
+                    "text/event-stream": {"itemSchema": SSE_EVENT},
+                    WAV: {"schema": {"type": "string", "format": "binary"}},
+                },
             },
             400: {"description": "malformed, empty or too deeply nested JSON"},
             **KEYED,
             404: {"description": "unknown model or version"},
+            406: {"description": "`Accept: audio/wav` for a model that does not make audio"},
             408: {"description": "over the time limit (reading the body, or the work)"},
             413: {"description": "body too large"},
             422: {"description": "invalid or over-limit fields"},
@@ -210,9 +219,10 @@ def _generate_docs() -> dict[str, Any]:
 
 
 def _add_generate_route(app: Any, service: Service, read_body: Any, error: Any) -> None:
-    """POST /v1/models/{name}/generate: samples as JSON, text as JSON or server-sent events."""
+    """POST /v1/models/{name}/generate: samples as JSON (or one as a WAV file), text as JSON or
+    server-sent events."""
     from fastapi import Request
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.concurrency import run_in_threadpool
 
     @app.post(GENERATE, **_generate_docs())
@@ -221,6 +231,10 @@ def _add_generate_route(app: Any, service: Service, read_body: Any, error: Any) 
         try:
             service.authorize(request.headers.get("authorization"))
             payload = await read_body(request)
+            if wants_wav(request.headers.get("accept")):
+                data, headers = await _wav(service, service.find(name, version), payload)
+                service.metrics.observe("generate", 200, time.perf_counter() - start)
+                return Response(data, media_type=WAV, headers=headers)
             if payload.get("stream") is True:
                 events = service.stream(name, version, payload)
                 service.metrics.observe("generate", 200, time.perf_counter() - start)
@@ -254,6 +268,20 @@ async def _samples(service: Service, served: Served, payload: dict[str, Any]) ->
     if samples.numel() <= INLINE_VALUES:  # a few small PNGs: cheaper than a thread hop
         return service.finish_sample(pending, samples, size)
     return await run_in_threadpool(service.finish_sample, pending, samples, size)
+
+
+async def _wav(service: Service, served: Served, payload: dict[str, Any]):
+    """One audio sample as (WAV bytes, headers): waits for the batcher without a thread."""
+    from starlette.concurrency import run_in_threadpool
+
+    pending = service.start_sample(served, service.wav_request(served, payload))
+    try:
+        samples, _ = await asyncio.wait_for(
+            asyncio.wrap_future(pending.future), service.limits.timeout_s
+        )
+    except Exception as e:
+        raise service.sample_error(pending, e) from None
+    return await run_in_threadpool(service.finish_wav, pending, samples)
 
 
 def _translate_docs() -> dict[str, Any]:

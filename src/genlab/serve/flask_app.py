@@ -16,7 +16,7 @@ import socket
 import time
 from typing import Any
 
-from genlab.serve.service import ServeError, Service
+from genlab.serve.service import ServeError, Service, wants_wav
 
 
 def create_app(service: Service, *, contract: Any = None):
@@ -166,9 +166,11 @@ def _add_status_routes(app: Any, service: Service, error: Any, contract: Any) ->
 
 
 def _add_generate_route(app: Any, service: Service, read_body: Any, error: Any) -> None:
-    """POST /v1/models/<name>/generate: samples as JSON, text as JSON or server-sent events."""
+    """POST /v1/models/<name>/generate: samples as JSON (or one as a WAV file), text as JSON or
+    server-sent events."""
     from flask import Response, jsonify, request
 
+    from genlab.serve.encoders import WAV
     from genlab.serve.fastapi_app import GENERATE
 
     @app.post(GENERATE.replace("{name}", "<name>"))
@@ -178,6 +180,10 @@ def _add_generate_route(app: Any, service: Service, read_body: Any, error: Any) 
         try:
             service.authorize(request.headers.get("Authorization"))
             payload = read_body()
+            if wants_wav(request.headers.get("Accept")):
+                data, headers = service.run_wav(name, version, payload)
+                service.metrics.observe("generate", 200, time.perf_counter() - start)
+                return Response(data, mimetype=WAV, headers=headers)
             if payload.get("stream") is True:
                 events = service.stream(name, version, payload)
                 service.metrics.observe("generate", 200, time.perf_counter() - start)

@@ -1,6 +1,8 @@
 """The service core every adapter (FastAPI, Flask, SageMaker, Vertex AI, Azure ML) calls.
 
-It holds the loaded models, validates requests, runs sampling and image-to-image translation
+It holds the loaded models, validates requests, runs sampling (answered as JSON, or for one
+audio sample asked for with `Accept: audio/wav` as the WAV file itself) and image-to-image
+translation
 (an uploaded image in, a PNG out: genlab.serve.uploads reads the form) through one
 micro-batcher per model and text generation in the caller's thread, checks the API key, and
 counts what happens for Prometheus. It knows nothing of HTTP frameworks: a problem is a
@@ -29,7 +31,7 @@ from pydantic import ValidationError
 from genlab.contract import LatentSampler, translate_keywords
 from genlab.errors import GenlabError
 from genlab.serve.batching import Job, MicroBatcher
-from genlab.serve.encoders import ENCODERS, encode_samples, formats_for
+from genlab.serve.encoders import ENCODERS, WAV, WAV_FORMAT, encode_samples
 from genlab.serve.schemas import Limits, SampleRequest, TextRequest, describe, sample_request
 from genlab.serve.store import ARRAYS, REPORTED, Served, load_served, sample_conditions
 
@@ -262,11 +264,10 @@ class Service:
     def _check_samples(self, served: Served, request: SampleRequest) -> None:
         if request.n > self.limits.max_n:
             raise ServeError(422, f"n: at most {self.limits.max_n} samples per request")
-        modality = served.modality or ""  # a model that answers samples has one
-        encoder = ENCODERS[request.format]
-        if not encoder.accepts(modality):
-            makes = REPORTED.get(modality, ARRAYS)[1]
-            formats = " or ".join(formats_for(modality))
+        if request.format not in served.formats:
+            makes = REPORTED.get(served.modality or "", ARRAYS)[1]
+            formats = " or ".join(served.formats)
+            encoder = ENCODERS[request.format]
             raise ServeError(
                 422, f"format: {served.name} makes {makes}, not {encoder.makes}: {formats}"
             )
@@ -344,9 +345,53 @@ class Service:
             "format": request.format,
             "batch_size": batch_size,
         }
-        out.update(encode_samples(samples, request.format))
+        out.update(encode_samples(samples, request.format, served.sample_info))
         out["latency_ms"] = round((time.perf_counter() - pending.start) * 1000, 3)
         return out
+
+    # --- one sample as a WAV file (Accept: audio/wav) -------------------------------------------
+    def run_wav(self, name: str | None, version: str | None, payload: dict[str, Any]):
+        """One audio sample as WAV bytes, and the answer's headers (see `wav_request`)."""
+        served = self.find(name, version)
+        pending = self.start_sample(served, self.wav_request(served, payload))
+        try:
+            samples, _ = pending.future.result(timeout=self.limits.timeout_s)
+        except Exception as e:
+            raise self.sample_error(pending, e) from None
+        return self.finish_wav(pending, samples)
+
+    def wav_request(self, served: Served, payload: dict[str, Any]) -> SampleRequest:
+        """The request of an answer that is a WAV file: 406 for a model whose samples are not
+        audio with a sample rate (a text model too); 422 for a format other than wav, for n
+        other than 1 (one file holds one sample) and for what any sample request refuses."""
+        if WAV_FORMAT not in served.formats:
+            makes = TEXT_MAKES if served.answers_text else REPORTED.get(served.modality, ARRAYS)[1]
+            raise ServeError(
+                406, f"{served.name} makes {makes}, not {WAV}: ask for application/json"
+            )
+        given = payload.get("format", WAV_FORMAT)
+        if given != WAV_FORMAT:
+            raise ServeError(422, f"format: {given!r} does not go with Accept: {WAV}")
+        request = self.validate(served, {**payload, "format": WAV_FORMAT})
+        if not isinstance(request, SampleRequest) or request.n != 1:
+            raise ServeError(
+                422, f'n: an {WAV} answer holds one sample; for more ask for JSON ("format": "wav")'
+            )
+        return request
+
+    def finish_wav(self, pending: PendingSample, samples: torch.Tensor) -> tuple[bytes, dict]:
+        """The WAV file of a one-sample request, and its headers (model, seed, rate, time)."""
+        from genlab.sound import wav_bytes
+
+        served = pending.served
+        data = wav_bytes(samples[0], served.sample_rate or 0)
+        return data, {
+            "X-Genlab-Model": served.name,
+            "X-Genlab-Version": served.version,
+            "X-Genlab-Seed": str(pending.seed),
+            "X-Genlab-Sample-Rate": str(served.sample_rate),
+            "X-Genlab-Latency-Ms": str(round((time.perf_counter() - pending.start) * 1000, 3)),
+        }
 
     @staticmethod
     def _batch_key(served: Served, options: dict[str, Any], cond: dict[str, Any]):
@@ -526,6 +571,32 @@ class Service:
                     )
 
         return seed, timed()
+
+
+TEXT_MAKES = "text"  # what a text model makes, for the 406 of a WAV request
+WAV_TYPES = (WAV, "audio/x-wav", "audio/wave", "audio/vnd.wave")  # names of WAV in use
+
+
+def wants_wav(accept: str | None) -> bool:
+    """Whether an Accept header asks for a WAV file rather than JSON: it names WAV (any of
+    WAV_TYPES) with a q above 0 and at least application/json's. No header, `*/*` or JSON
+    alone: JSON, as always."""
+    best = {"wav": 0.0, "json": 0.0}
+    for part in (accept or "").split(","):
+        media, *parameters = (piece.strip().lower() for piece in part.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    quality = 0.0
+                quality = quality if quality == quality else 0.0  # q=nan
+        kind = "wav" if media in WAV_TYPES else "json" if media == "application/json" else None
+        if kind is not None:
+            best[kind] = max(best[kind], quality)
+    return best["wav"] > 0 and best["wav"] >= best["json"]
 
 
 def random_seed() -> int:

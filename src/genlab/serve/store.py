@@ -9,7 +9,8 @@ folder; weights are loaded strictly from safetensors (nothing is unpickled).
 
 What a model answers comes from the contract alone: text for a TokenGenerator with a tokenizer,
 else samples of its modality (contract.sample_kind) taking its served sample options
-(contract.option_fields), checked with contract.sample_keywords; a contract.Translator also
+(contract.option_fields), checked with contract.sample_keywords (an audio model, a
+contract.AudioModel, also says its sample rate, for WAV answers); a contract.Translator also
 translates uploaded images (its translate_inputs, and its served TranslateOptions checked with
 contract.translate_keywords).
 """
@@ -28,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from genlab.contract import (
+    AudioModel,
     TokenGenerator,
     Translator,
     option_fields,
@@ -37,7 +39,7 @@ from genlab.contract import (
     translate_options,
 )
 from genlab.errors import GenlabError
-from genlab.serve.encoders import formats_for
+from genlab.serve.encoders import SampleInfo, formats_for
 from genlab.serve.schemas import JSON_TYPES, option_type
 
 RUN_FILES = ("config.json", "model.safetensors", "ema.safetensors", "tokenizer.json")
@@ -48,7 +50,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CLASS_KEYWORD = "labels"
 TEXT = "text"  # the kind /v1/models reports for a text model
 # a modality (contract.sample_kind) -> the kind /v1/models reports and what its samples are
-REPORTED = {"image": ("image", "images")}
+REPORTED = {"image": ("image", "images"), "audio": ("audio", "audio")}
 ARRAYS = ("samples", "arrays")  # any other modality: arrays of numbers
 
 
@@ -58,7 +60,7 @@ class Served:
 
     name: str
     version: str
-    kind: str  # what /v1/models reports: "image", "samples" (other arrays) or "text"
+    kind: str  # what /v1/models reports: "image", "audio", "samples" (other arrays), "text"
     model: nn.Module
     source: str
     modality: str | None = None  # contract.sample_kind of its samples; None: a text model
@@ -72,6 +74,17 @@ class Served:
     # (option_entry); no inputs: the model does not translate
     inputs: tuple[str, ...] = ()
     translate_options: tuple[dict[str, Any], ...] = ()
+    sample_rate: int | None = None  # an audio model's samples per second (contract.AudioModel)
+
+    @property
+    def sample_info(self) -> SampleInfo:
+        """What the response encoders may need to know about its samples."""
+        return SampleInfo(sample_rate=self.sample_rate)
+
+    @property
+    def formats(self) -> list[str]:
+        """The response formats of its samples (none for a text model)."""
+        return [] if self.modality is None else formats_for(self.modality, self.sample_info)
 
     @property
     def answers_text(self) -> bool:
@@ -100,7 +113,8 @@ class Served:
             "source": self.source,
             "description": self.description,
             "options": list(self.options),
-            "formats": [] if self.modality is None else formats_for(self.modality),
+            "formats": self.formats,
+            "sample_rate": self.sample_rate,
             "translate": {"inputs": list(self.inputs), "options": list(self.translate_options)}
             if self.translates
             else None,
@@ -244,6 +258,7 @@ def describe_model(
         class_option,
         **about,
         **_translation(model),
+        sample_rate=int(model.sample_rate) if isinstance(model, AudioModel) else None,
     )
 
 
