@@ -81,7 +81,7 @@ class Setup:
 def setup_for(name: str, args: argparse.Namespace) -> Setup:
     """The model's Config and TrainConfig at its gpu preset (or --model-configs' tiny one)."""
     from genlab.config import from_dict, to_dict
-    from genlab.contract import config_for_data, train_defaults, trainer_module
+    from genlab.contract import config_for_data, data_kinds, train_defaults, trainer_module
     from genlab.data.base import DataSpec
     from genlab.registry import default_config, model_class
 
@@ -90,8 +90,12 @@ def setup_for(name: str, args: argparse.Namespace) -> Setup:
     if preset is None:
         raise SystemExit(f"{name} has no gpu preset")
     text = "block_size" in {f.name for f in dataclasses.fields(cls.Config)}
-    if text:
-        block = args.block_size or preset.get("data", {}).get("options", {}).get("block_size")
+    options = preset.get("data", {}).get("options", {})
+    if "audio" in (data_kinds(cls) or ()):  # mono segments at 8 kHz, labelled
+        length = args.audio_length or options.get("segment") or default_config(name).data_shape[-1]
+        spec = DataSpec("audio", (1, length), num_classes=CLASSES, sample_rate=8000)
+    elif text:
+        block = args.block_size or options.get("block_size")
         spec = DataSpec("text", (block or default_config(name).block_size,), vocab_size=VOCAB)
     else:
         spec = DataSpec("image", args.image_shape, num_classes=CLASSES)
@@ -324,6 +328,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--image-shape", default="1,28,28", help="C,H,W of the image data")
     parser.add_argument("--block-size", type=int, default=0, help="text windows; 0: the preset's")
+    parser.add_argument(
+        "--audio-length", type=int, default=0, help="audio segments (samples); 0: the preset's"
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads; 0: torch's")
     parser.add_argument("--out", default="", help="default bench/results/gpu_smoke_DEVICE.json")
     args = parser.parse_args(argv)

@@ -51,6 +51,7 @@ def test_the_benchmark_runs_every_model_on_cpu_with_tiny_configs(tmp_path):
     configs.write_text(json.dumps(tiny))
     command = [sys.executable, str(REPO / "bench" / "gpu_smoke.py"), "--device", "cpu"]
     command += ["--model-configs", str(configs), "--image-shape", "1,8,8", "--block-size", "16"]
+    command += ["--audio-length", "64"]
     command += ["--batch-size", "4", "--steps", "2", "--warmup", "1", "--compile", "off"]
     command += ["--threads", "1", "--peak-tflops", "1", "--out", str(out)]
     env = {**os.environ, "PYTHONWARNINGS": "error"}

@@ -28,7 +28,6 @@ import math
 import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +62,7 @@ class Quantizer:
             raise ValueError(f"unknown quantizer {self.name!r}; known: mu-law, linear")
         if self.levels < 2:
             raise ValueError(f"a quantizer needs at least 2 levels, got {self.levels}")
+        _tables(self.name, self.levels)  # computed now, not inside a compiled function
 
     def edges(self) -> Tensor:
         """(levels + 1,) float64 amplitude boundaries: edges[0] = -1, edges[-1] = 1, increasing."""
@@ -82,9 +82,19 @@ class Quantizer:
         return values[codes.long()]
 
 
-@lru_cache(maxsize=8)
+_TABLES: dict[tuple[str, int], tuple[Tensor, Tensor]] = {}  # filled when a Quantizer is made
+
+
 def _tables(name: str, levels: int) -> tuple[Tensor, Tensor]:
-    """(edges float64 (levels + 1,), values float32 (levels,)) of a quantizer, computed once."""
+    """(edges float64 (levels + 1,), values float32 (levels,)) of a quantizer, computed once,
+    when the Quantizer is made: a plain dict lookup afterwards, which torch.compile traces
+    (it refuses functools.lru_cache inside a compiled loss)."""
+    if (name, levels) not in _TABLES:
+        _TABLES[name, levels] = _compute_tables(name, levels)
+    return _TABLES[name, levels]
+
+
+def _compute_tables(name: str, levels: int) -> tuple[Tensor, Tensor]:
     k = torch.arange(levels, dtype=torch.float64)
     centres = 2 * k / (levels - 1) - 1  # c_k in the companded space
     middles = (centres[1:] + centres[:-1]) / 2  # the inner edges, halfway between values

@@ -348,6 +348,7 @@ class WaveNet(nn.Module):
         self.conditional = config.conditional and config.num_classes >= 2
         self.local = config.local_conditioning and config.local_channels > 0
         self.mixture = config.output == "logistic_mixture"
+        self._silence = int(self.quantizer.encode(torch.zeros((), device="cpu")))  # silence()
         r, c = config.residual_channels, config.condition_channels
         if self.mixture:
             self.input_layer: nn.Module = nn.Conv1d(1, r, 1)  # the previous amplitude
@@ -399,8 +400,9 @@ class WaveNet(nn.Module):
 
     # --- the network ------------------------------------------------------------------------
     def silence(self) -> int:
-        """The code of amplitude 0: what the network reads before the first sample."""
-        return int(self.quantizer.encode(torch.zeros(())))
+        """The code of amplitude 0: what the network reads before the first sample (a Python
+        int found once, so a compiled loss sees a constant, not a data-dependent value)."""
+        return self._silence
 
     def inputs(self, previous: Tensor) -> Tensor:
         """(B, W) codes of the previous samples -> the network's input (B, R, W)."""
