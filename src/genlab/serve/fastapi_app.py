@@ -254,17 +254,20 @@ def _add_generate_route(app: Any, service: Service, read_body: Any, error: Any) 
         return JSONResponse(result)  # already plain JSON: skip FastAPI's encoder
 
 
+async def _drawn(service: Service, pending: Any) -> tuple[Any, int]:
+    """(samples, batch size) of a started sampling job, awaited without holding a thread."""
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(pending.future), service.limits.timeout_s)
+    except Exception as e:
+        raise service.sample_error(pending, e) from None
+
+
 async def _samples(service: Service, served: Served, payload: dict[str, Any]) -> dict[str, Any]:
     """A sampling request: waits for the model's batcher without holding a thread."""
     from starlette.concurrency import run_in_threadpool
 
     pending = service.start_sample(served, service.validate(served, payload))
-    try:
-        samples, size = await asyncio.wait_for(
-            asyncio.wrap_future(pending.future), service.limits.timeout_s
-        )
-    except Exception as e:
-        raise service.sample_error(pending, e) from None
+    samples, size = await _drawn(service, pending)
     if samples.numel() <= INLINE_VALUES:  # a few small PNGs: cheaper than a thread hop
         return service.finish_sample(pending, samples, size)
     return await run_in_threadpool(service.finish_sample, pending, samples, size)
@@ -275,12 +278,7 @@ async def _wav(service: Service, served: Served, payload: dict[str, Any]):
     from starlette.concurrency import run_in_threadpool
 
     pending = service.start_sample(served, service.wav_request(served, payload))
-    try:
-        samples, _ = await asyncio.wait_for(
-            asyncio.wrap_future(pending.future), service.limits.timeout_s
-        )
-    except Exception as e:
-        raise service.sample_error(pending, e) from None
+    samples, _ = await _drawn(service, pending)
     return await run_in_threadpool(service.finish_wav, pending, samples)
 
 
