@@ -66,6 +66,7 @@ PEAK_BF16_TFLOPS = {
 }
 IMAGE = (1, 28, 28)  # the presets' MNIST
 VOCAB = 65  # tinyshakespeare's characters
+MUSIC_VOCAB = 91  # genlab.notes: 90 events and START (90), only ever an input
 CLASSES = 10
 
 
@@ -94,6 +95,10 @@ def setup_for(name: str, args: argparse.Namespace) -> Setup:
     if "audio" in (data_kinds(cls) or ()):  # mono segments at 8 kHz, labelled
         length = args.audio_length or options.get("segment") or default_config(name).data_shape[-1]
         spec = DataSpec("audio", (1, length), num_classes=CLASSES, sample_rate=8000)
+    elif "bar_length" in {f.name for f in dataclasses.fields(cls.Config)}:  # music events
+        bars = default_config(name).bars
+        extra = {"steps_per_bar": 16, "voices": 1}
+        spec = DataSpec("text", (bars * 16,), vocab_size=MUSIC_VOCAB, extra=extra)
     elif text:
         block = args.block_size or options.get("block_size")
         spec = DataSpec("text", (block or default_config(name).block_size,), vocab_size=VOCAB)
@@ -113,7 +118,11 @@ def synthetic_batches(spec: Any, batch_size: int, device: torch.device, count: i
     g = torch.Generator(device="cpu").manual_seed(0)
     out = []
     for _ in range(count):
-        if spec.kind == "text":
+        if spec.kind == "text" and spec.extra.get("steps_per_bar"):  # y events, x = START + y
+            y = torch.randint(0, MUSIC_VOCAB - 1, (batch_size, spec.shape[0]), generator=g)
+            x = torch.cat([torch.full((batch_size, 1), MUSIC_VOCAB - 1), y[:, :-1]], dim=1)
+            out.append((x.to(device), y.to(device)))
+        elif spec.kind == "text":
             ids = torch.randint(0, spec.vocab_size, (batch_size, spec.shape[0] + 1), generator=g)
             out.append((ids[:, :-1].to(device), ids[:, 1:].to(device)))
         else:

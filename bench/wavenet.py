@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, write_json
 from genlab.audio.wavenet import WaveNet, WaveNetConfig, receptive_field
-from genlab.config import to_dict
+from genlab.config import apply_overrides, to_dict
 
 RATE = 8000
 
@@ -112,6 +112,7 @@ def training_overrides(args) -> dict[str, str]:
         "train.eval_batches": 8,
         "train.sample_n": 2,
         "train.seed": args.seed,
+        **dict(item.split("=", 1) for item in args.option),
     }
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
 
@@ -122,7 +123,8 @@ def seconds_per_step(args) -> float:
     from genlab.data import load_dataset
 
     data = load_dataset("chorales-audio", "train", pieces=args.pieces, segment=args.segment)
-    config = config_for_data(WaveNetConfig(**architecture(args)), data.spec)
+    model_options = {k: v for k, v in training_overrides(args).items() if "." not in k}
+    config = config_for_data(apply_overrides(WaveNetConfig(), model_options), data.spec)
     model = WaveNet(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     times = []
@@ -220,6 +222,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more overrides of the training run, e.g. -o output=logistic_mixture",
+    )
     parser.add_argument("--samples", type=int, default=3, help="2-second samples written")
     parser.add_argument("--run", default="runs/bench-wavenet-chorales")
     parser.add_argument("--docs", default="docs/audio")

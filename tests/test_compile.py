@@ -22,7 +22,7 @@ from test_contract import CASES, build, first_batch
 
 # torch.compile does not trace nn.RNN/GRU/LSTM (torch._dynamo.config.allow_rnn is off): their
 # cuDNN/ATen kernel runs eagerly between two graphs, a break the models cannot remove.
-RNN_MODULES = {"rnn", "gru", "lstm"}
+RNN_MODULES = {"rnn", "gru", "lstm", "musicvae", "musicvae-16bar", "musicvae-16bar-flat"}
 
 
 def compiled_by_its_loop(model) -> bool:

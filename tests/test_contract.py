@@ -164,6 +164,46 @@ TINY: dict[str, list[dict]] = {
             "__options__": {"segment": 512, "n": 64},
         },
     ],
+    "musicvae": [
+        {
+            "z_size": 4,
+            "embedding_size": 4,
+            "encoder_size": 8,
+            "decoder_size": 8,
+            "decoder_layers": 1,
+            "sampling_schedule": "constant",
+            "sampling_rate": 0.5,  # the step-by-step (scheduled sampling) path
+            "__options__": {"pieces": 8},
+        },
+        {
+            "z_size": 4,
+            "embedding_size": 4,
+            "encoder_size": 8,
+            "decoder_size": 8,
+            "__data__": "chorales",  # four voices: 64 events per bar
+            "__options__": {"pieces": 8, "bars": 1},
+            "bars": 1,
+        },
+    ],
+    "musicvae-16bar": [
+        {
+            "z_size": 4,
+            "embedding_size": 4,
+            "encoder_size": 8,
+            "decoder_size": 8,
+            "conductor_size": 6,
+            "__options__": {"pieces": 8, "bars": 16, "transpose": 2},
+        }
+    ],
+    "musicvae-16bar-flat": [
+        {
+            "z_size": 4,
+            "embedding_size": 4,
+            "encoder_size": 8,
+            "decoder_size": 8,
+            "__options__": {"pieces": 8, "bars": 16, "transpose": 2},
+        }
+    ],
 }
 # the dataset each model's tiny configs use (a config's "__data__" overrides it, and its
 # "__options__" are the data's options)
@@ -174,6 +214,7 @@ DATA |= dict.fromkeys(["gpt", "lstm", "gru", "rnn"], CORPUS)  # no download need
 DATA |= dict.fromkeys(["srcnn", "espcn", "srresnet", "srgan"], "photos")
 DATA |= dict.fromkeys(["fast-style", "adain"], "photos")  # content photographs
 DATA |= {"wavenet": "tones"}
+DATA |= dict.fromkeys(["musicvae", "musicvae-16bar", "musicvae-16bar-flat"], "bach-melodies")
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 

@@ -515,7 +515,7 @@ def sample(
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}")
     out = Path(out)
-    _check_writable(out)
+    check_writable(out)
     model = load(run_dir, checkpoint=checkpoint, device=device)
     cond = _sample_keywords(model, options)
     where = next(model.parameters()).device  # the resolved device
@@ -578,7 +578,7 @@ def interpolate(
     out = Path(out)
     if out.suffix.lower() != ".gif":
         raise GenlabError(f"--out must name a .gif file, got {out}")
-    _check_writable(out)
+    check_writable(out)
     model = load(run_dir, checkpoint=checkpoint, device=device)
     if not isinstance(model, LatentGenerator):
         raise GenlabError(f"{type(model).__name__} has no latent space to walk through")
@@ -624,7 +624,7 @@ def translate(
     from genlab.imaging import save_image
 
     out = Path(out)
-    _check_writable(out)
+    check_writable(out)
     model = load(run_dir, checkpoint=checkpoint, device=device)
     if not isinstance(model, Translator):
         raise GenlabError(f"{run_dir}: a {type(model).__name__} run does not translate images")
@@ -657,7 +657,7 @@ def _translate_keywords(model: Any, inputs: dict[str, Any], options: dict[str, A
         raise GenlabError(f"--{e}") from None
 
 
-def _check_writable(out: Path) -> None:
+def check_writable(out: Path) -> None:
     folder = out.parent if str(out.parent) else Path(".")
     if out.is_dir():
         raise GenlabError(f"output path {out} is a folder; give a file name such as grid.png")

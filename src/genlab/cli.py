@@ -1,6 +1,6 @@
 """The `genlab` command. Core verbs: list, train, sample, interpolate, evaluate, fid, serve,
-azure-score, tune, info; the families add theirs through registry.COMMANDS (today generate and
-export), imported only when used.
+azure-score, tune, info; the families add theirs through registry.COMMANDS (generate,
+export, upscale, stylize, compose), imported only when used.
 
 Bad input never shows a traceback: a GenlabError (or a usage error) is one line on stderr and
 exit code 2 (3 when training diverged). Set GENLAB_DEBUG=1 to see the traceback of an

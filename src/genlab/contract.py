@@ -22,7 +22,9 @@ Optional parts, each found by `isinstance` against the protocols below, never by
   `genlab train` refuses other data with one line before it makes the run folder);
   `presets` (HasPresets, with "gpu"); `train_defaults` (TrainConfig values it trains well with
   on a CPU, or `train_defaults_for(config)`, see :func:`train_defaults`); `trainer` (the module
-  of its loop, a Trainer; "genlab.training.loop" when absent); `bound_name` (what `log_prob`
+  of its loop, a Trainer; "genlab.training.loop" when absent); `data_defaults` (dataset options
+  it reads its data with unless told otherwise, or `data_defaults_for(config)`, see
+  :func:`data_defaults`); `bound_name` (what `log_prob`
   returns: "exact" or e.g. "IWAE bound, k=256"); `sample_kind` (what `sample` returns, for a
   model with several data kinds, see :func:`sample_kind`).
 - `prepare(x, *, generator=None)` (Preparable): map data in [0, 1] to the model's data space
@@ -47,6 +49,8 @@ Optional parts, each found by `isinstance` against the protocols below, never by
   likelihood given the batch's labels and local features: the sample writer makes WAV files at
   that rate, the server answers audio/wav, and `genlab evaluate` reports bits per sample beside
   baselines over the same codes (genlab.metrics.audio).
+- Sequence autoencoders (Reconstructor) give `reconstruction_accuracy(batch)`, which `genlab
+  evaluate` reports.
 - `facts(config)` (ModelFacts, a classmethod): numbers about a configured architecture worth
   showing (WaveNet's receptive field in samples and milliseconds); `genlab info RUN` lists them
   under "facts" without building the model, and metrics may read them (`receptive_field`: the
@@ -116,6 +120,16 @@ def train_defaults(cls: type, config: Any) -> dict[str, Any]:
     if per_config is not None:
         return dict(per_config(config))
     return dict(getattr(cls, "train_defaults", {}))
+
+
+def data_defaults(cls: type, config: Any) -> dict[str, Any]:
+    """Dataset options a model of class `cls` reads its data with unless told otherwise: the
+    class's `data_defaults`, or `data_defaults_for(config)` (a 16-bar MusicVAE reads 16-bar
+    windows: {"bars": 16}); the lowest layer of a run's data options (genlab.settings)."""
+    per_config = getattr(cls, "data_defaults_for", None)
+    if per_config is not None:
+        return dict(per_config(config))
+    return dict(getattr(cls, "data_defaults", {}))
 
 
 def data_kinds(cls: type) -> tuple[str, ...] | None:
@@ -268,6 +282,16 @@ class AudioModel(Protocol):
     quantizer: Any
 
     def conditional_log_prob(self, batch: Any) -> Tensor: ...
+
+
+@runtime_checkable
+class Reconstructor(Protocol):
+    """An autoencoder of sequences judged by how much of its input it gets back (MusicVAE,
+    Roberts et al. 2018, Table 1): `reconstruction_accuracy(batch)` -> {name: (B,) fractions of
+    each example's elements decoded right}, e.g. "teacher_forced" and "sampled". `genlab
+    evaluate` reports their means over the split beside the test loss and the likelihood."""
+
+    def reconstruction_accuracy(self, batch: Any) -> dict[str, Tensor]: ...
 
 
 @runtime_checkable

@@ -39,7 +39,7 @@ prompt token, the cached path carries the hidden state.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,6 +262,7 @@ def generate_run(
     checkpoint: str = "last",
     use_cache: bool = True,
     device: str = "cpu",
+    on_token: Callable[[int], None] | None = None,
     **settings: Any,
 ) -> Iterator[str]:
     """Stream the text a language model run generates after `prompt`, piece by piece.
@@ -269,15 +270,31 @@ def generate_run(
     `settings` are GenerationConfig fields (max_new_tokens, temperature, top_k, top_p,
     repetition_penalty, stop, seed); they and the prompt are checked before the first piece (a
     prompt with characters outside a character vocabulary is an error). `device` is where the
-    model runs (see genlab.api.load).
+    model runs (see genlab.api.load). `on_token(id)` sees every token drawn (e.g. to write
+    them as a MIDI file, genlab.tokenizers.FileTokenizer).
     """
+    model = language_model(run_dir, checkpoint=checkpoint, device=device)
+    config = GenerationConfig(**settings)  # generate_text validates it before the first piece
+    return generate_text(
+        model, model.tokenizer, prompt, config, use_cache=use_cache, on_token=on_token
+    )
+
+
+def language_model(run_dir: str | Path, *, checkpoint: str = "last", device: str = "cpu"):
+    """The TokenGenerator of a run, with its tokenizer (a GenlabError for any other run)."""
     from genlab.api import load
 
     model = load(run_dir, checkpoint=checkpoint, device=device)
     if not isinstance(model, TokenGenerator) or model.tokenizer is None:
         raise GenlabError(f"{run_dir} is not a language model run (no tokenizer); try sample")
-    config = GenerationConfig(**settings)  # generate_text validates it before the first piece
-    return generate_text(model, model.tokenizer, prompt, config, use_cache=use_cache)
+    return model
+
+
+def default_prompt(tokenizer: Tokenizer) -> str:
+    """What generation starts from when no prompt is given: the tokenizer's start token (a
+    music vocabulary's START), else a newline (a text's usual first character)."""
+    start = getattr(tokenizer, "start_id", None)
+    return "\n" if start is None else tokenizer.decode([start])
 
 
 def generate_text(
@@ -288,6 +305,7 @@ def generate_text(
     *,
     use_cache: bool = True,
     generator: torch.Generator | None = None,
+    on_token: Callable[[int], None] | None = None,
 ) -> Iterator[str]:
     """Stream the text generated after ``prompt``, piece by piece, as it becomes final.
 
@@ -305,7 +323,15 @@ def generate_text(
         )
     prompt_ids = torch.tensor([ids], dtype=torch.long, device=_device_of(model))  # (1, T0)
     tokens = generate_ids(model, prompt_ids, config, generator=generator, use_cache=use_cache)
+    if on_token is not None:
+        tokens = _recorded(tokens, on_token)
     return _stream_text(tokens, tokenizer.stream_decoder(), config.stop)
+
+
+def _recorded(tokens: Iterator[Tensor], on_token: Callable[[int], None]) -> Iterator[Tensor]:
+    for token in tokens:
+        on_token(int(token[0]))
+        yield token
 
 
 def complete_text(

@@ -141,6 +141,23 @@ MODELS: dict[str, tuple[str, str] | tuple[str, str, dict[str, Any]]] = {
         "WaveNet (van den Oord et al. 2016): causal dilated convolutions, gated units, mu-law "
         "softmax or logistic mixture, label and local conditioning; fast queued generation",
     ),
+    "musicvae": (
+        "genlab.music.musicvae:MusicVAE",
+        "MusicVAE (Roberts et al. 2018), 2 bars: bidirectional LSTM encoder, LSTM decoder, "
+        "free bits, beta annealing, scheduled sampling; slerp interpolation (genlab compose)",
+    ),
+    "musicvae-16bar": (
+        "genlab.music.musicvae:MusicVAE",
+        "MusicVAE, 16 bars, hierarchical: a conductor LSTM gives one embedding per bar, each "
+        "bar decoded from its own (the paper's model); genlab compose",
+        {"decoder": "hierarchical", "bars": 16, "data_shape": (256,), "free_bits": 48.0},
+    ),
+    "musicvae-16bar-flat": (
+        "genlab.music.musicvae:MusicVAE",
+        "MusicVAE, 16 bars, flat: one LSTM decoder over all 256 steps (the paper's baseline "
+        "for the hierarchical decoder)",
+        {"bars": 16, "data_shape": (256,), "free_bits": 48.0},
+    ),
 }
 
 
@@ -164,6 +181,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stylize": (
         "genlab.image2image.commands:stylize",
         "Neural style transfer: optimise an image (Gatys et al.) or run a fast-style/AdaIN run.",
+    ),
+    "compose": (
+        "genlab.music.commands:compose",
+        "Compose music with a MusicVAE or a language model on music: MIDI, WAV, piano roll; "
+        "--primer, --interpolate.",
     ),
 }
 

@@ -4,7 +4,8 @@ A run's settings come in three sections (the keys of config.json and of a config
 `model_config` (the model's Config), `train` (its trainer's TrainConfig) and `data.options`
 (the dataset's options). Each section is layered, later wins:
 
-    the model's defaults      registry.default_config(name); contract.train_defaults
+    the model's defaults      registry.default_config(name); contract.train_defaults and
+                              contract.data_defaults
     < the named preset        `--preset gpu`: the class's `presets` (contract.HasPresets)
     < the config file         `--config FILE` (YAML or JSON, the same three sections)
     < the command line        `-o key=value` (`train.X`, `data.X`, else the model), --steps, --seed
@@ -22,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from genlab.config import apply_overrides, from_dict, to_dict
-from genlab.contract import HasPresets, config_for_data, train_defaults, trainer_module
+from genlab.contract import (
+    HasPresets,
+    config_for_data,
+    data_defaults,
+    train_defaults,
+    trainer_module,
+)
 from genlab.errors import GenlabError
 from genlab.registry import default_config, model_class
 
@@ -78,7 +85,10 @@ def resolve(
         train = apply_overrides(train, {"steps": str(steps)}, prefix="train.")
     if seed is not None:
         train = dataclasses.replace(train, seed=seed)
-    data_options = {**file_cfg["data"]["options"], **data_over}
+    own = default_config(name)
+    if hasattr(cls, "data_defaults_for"):  # the data defaults read the model's own options
+        own = apply_overrides(own, model_over)
+    data_options = {**data_defaults(cls, own), **file_cfg["data"]["options"], **data_over}
     return Settings(name, cls, loop, train, data_options, file_cfg, model_over)
 
 

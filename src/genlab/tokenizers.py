@@ -19,6 +19,11 @@ model behind a regex Split pre-tokenizer (one character; genlab's word pieces) a
 chunks, so a corpus larger than memory can be streamed; chunks should be cut at whitespace (as
 `genlab.data.text` does) or a word cut in two is counted as two pieces.
 
+Fixed vocabularies that no text trains are looked up by kind in FIXED_KINDS (the music events
+of genlab.notes.EventTokenizer, kinds "melody" and "chorale"), imported only when one is read,
+so the text tokenizers never import music. Their ids are something other than text: such a
+tokenizer is also a `FileTokenizer`, which writes ids as a file of its format (MIDI).
+
 Whitespace here is Unicode's White_Space property, the same set as `\\s` in the regex that
 `tokenizers`' ByteLevel pre-tokenizer uses; Python's own `\\s` adds U+001C..U+001F, which would
 make the word pieces (and chunk cuts) disagree with BPE's.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import importlib
 import json
 import re
 import sys
@@ -42,7 +48,10 @@ from genlab.fileio import atomic_write_text
 if TYPE_CHECKING:
     import tokenizers
 
-KINDS = ("char", "word", "bpe")
+KINDS = ("char", "word", "bpe")  # the kinds trained on text
+# fixed vocabularies that no text trains (music events), kind -> "module:class" with a
+# `from_dict`; imported only when such a tokenizer is read, so text never imports music
+FIXED_KINDS = {"melody": "genlab.notes:EventTokenizer", "chorale": "genlab.notes:EventTokenizer"}
 DEFAULT_VOCAB_SIZE = {"word": 5000, "bpe": 2000}
 # word: <unk> plus at least one piece; bpe: the 256 byte tokens (256 = bytes only, no merges).
 MIN_VOCAB_SIZE = {"word": 2, "bpe": 256}
@@ -74,7 +83,7 @@ class Tokenizer(Protocol):
     """What models, data and the server need from any tokenizer."""
 
     @property
-    def kind(self) -> str: ...  # "char" | "word" | "bpe"
+    def kind(self) -> str: ...  # "char" | "word" | "bpe", or a key of FIXED_KINDS
 
     @property
     def vocab_size(self) -> int: ...
@@ -92,6 +101,26 @@ class Tokenizer(Protocol):
         ...
 
     def stream_decoder(self) -> StreamDecoder: ...
+
+
+@runtime_checkable
+class FileTokenizer(Tokenizer, Protocol):
+    """A tokenizer whose ids are something other than text (music events): a file of its
+    format is the real output, beside the text `decode` gives."""
+
+    file_suffix: str  # the format's file name suffix, e.g. ".mid"
+
+    def write_file(self, ids: Any, path: Path | str) -> Path:
+        """Write `ids` (one stream, or a batch of streams one after another) as a file."""
+        ...
+
+    def file_bytes(self, ids: Any) -> bytes:
+        """The file `write_file` writes, as bytes (what the server sends)."""
+        ...
+
+    def render_audio(self, ids: Any, sample_rate: int) -> Any:
+        """The ids heard: float32 mono samples in [-1, 1] at `sample_rate` (np.ndarray)."""
+        ...
 
 
 def _check_ids(ids: Iterable[int], vocab_size: int) -> list[int]:
@@ -425,6 +454,9 @@ def tokenizer_from_dict(d: object) -> Tokenizer:
     """The tokenizer that `to_dict` described; GenlabError for anything malformed."""
     if not isinstance(d, dict) or "kind" not in d:
         raise GenlabError("not a tokenizer description: expected an object with a 'kind'")
+    if isinstance(d["kind"], str) and d["kind"] in FIXED_KINDS:
+        module, _, name = FIXED_KINDS[d["kind"]].partition(":")
+        return getattr(importlib.import_module(module), name).from_dict(d)
     kind = check_kind(d["kind"])
     field = {"char": "vocab", "word": "pieces", "bpe": "tokenizer"}[kind]
     value = d.get(field)

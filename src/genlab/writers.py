@@ -5,13 +5,14 @@
     "image"   (B, C, H, W) floats in [0, 1]  -> a PNG grid (genlab.imaging)
     "vector"  (B, D) points                  -> a PNG scatter plot of the first two coordinates
     "text"    (B, T) token ids               -> a UTF-8 text file, one decoded sample per block
+                                               (music events: and a MIDI file beside it)
     "audio"   (B, 1, T) amplitudes in [-1, 1] -> one 16-bit mono WAV at the model's sample rate
                                                (contract.AudioModel), the samples one after
                                                another with AUDIO_GAP_S of silence between
 
 The kind comes from what the samples are (`genlab.contract.sample_kind(model)`, or the kind of
 the data the model trains on), never from the tensor's shape: audio (B, 1, T) and a batch of
-token ids can have the same rank. A new modality is one more entry here (MIDI next); a kind
+token ids can have the same rank. A new modality is one more entry here; a kind
 without one is an error, not a silently missing file.
 """
 
@@ -54,13 +55,17 @@ def _scatter(samples: Tensor, path: Path, model: Any) -> None:
 
 
 def _decoded_text(samples: Tensor, path: Path, model: Any) -> None:
-    """Token ids decoded with the model's tokenizer (a TokenGenerator's), else written as
-    numbers; samples separated by a line of dashes."""
-    from genlab.contract import TokenGenerator
+    """Token ids decoded with the model's tokenizer (its `tokenizer`, e.g. a TokenGenerator's),
+    else written as numbers; samples separated by a line of dashes. A tokenizer whose tokens
+    are another medium (genlab.tokenizers.FileTokenizer: music events) also writes them in
+    its format beside the text (the same name with its suffix, e.g. .mid), one after another."""
     from genlab.fileio import atomic_write_text
+    from genlab.tokenizers import FileTokenizer
 
-    tokenizer = model.tokenizer if isinstance(model, TokenGenerator) else None
+    tokenizer = getattr(model, "tokenizer", None)
     rows = samples.tolist()
+    if isinstance(tokenizer, FileTokenizer):
+        tokenizer.write_file(rows, path.with_suffix(tokenizer.file_suffix))
     if tokenizer is None:
         texts = [" ".join(map(str, row)) for row in rows]
     else:

@@ -19,7 +19,10 @@ def test_each_kind_fills_the_config_fields_it_knows():
         "num_classes": 0,
         "vocab_size": 65,
         "block_size": 32,
+        "bar_length": 0,  # text has no bars
     }
+    music = DataSpec("text", (32,), vocab_size=91, extra={"steps_per_bar": 16, "voices": 4})
+    assert music.config_values()["bar_length"] == 64
     assert image.modality.discrete and text.modality.tokens
     assert not DataSpec("vector", (2,), levels=0).modality.discrete
     audio = DataSpec("audio", (1, 4096), sample_rate=8000, extra={"local_channels": 2})

@@ -3,9 +3,10 @@
 `load_dataset("mnist", "train")` returns a dataset that keeps the contract in `base.py`. The
 registry below is the only list of names: a dict literal from name to "module:function", so it
 is greppable and a dataset's module (and its dependencies) is imported only when that dataset is
-used. Four prefix families take an argument after a colon: `toy2d:NAME` (2-D densities),
+used. Five prefix families take an argument after a colon: `toy2d:NAME` (2-D densities),
 `folder:PATH` (a folder of the user's images), `text:PATH` (the user's UTF-8 text file or
-folder of .txt files) and `audio:PATH` (the user's wav/flac/ogg file or folder of them).
+folder of .txt files), `audio:PATH` (the user's wav/flac/ogg file or folder of them) and
+`midi:PATH` (the user's MIDI file or folder of them).
 
 Every loader takes one split ("train", "val" or "test") and keyword options; `load_dataset`
 checks the name, the split and the option names at this boundary, and joins splits written as
@@ -94,6 +95,27 @@ DATASETS: dict[str, tuple[str, str]] = {
         "Bach chorales from music21's corpus played by an additive synth (or fluidsynth), "
         "8 kHz, (1, segment 4096), split by piece (pieces 60: 48/6/6); offline, cached",
     ),
+    "bach-melodies": (
+        "genlab.data.music:load_bach_melodies",
+        "soprano lines of music21's Bach chorales as melody events (91 tokens, 16 steps a bar), "
+        "windows of bars 2, transpose; 303 pieces in 4/4, by piece (3051/233/153 windows); "
+        "offline, cached",
+    ),
+    "folk-melodies": (
+        "genlab.data.music:load_folk_melodies",
+        "music21's Essen folk songs as melody events, windows of bars 2, transpose; 4141 tunes "
+        "in 4/4 or 2/4, by piece (31631/2148/2197 windows); offline, cached",
+    ),
+    "melodies": (
+        "genlab.data.music:load_melodies",
+        "bach-melodies and folk-melodies together (34682/2381/2350 windows of bars 2); offline, "
+        "cached",
+    ),
+    "chorales": (
+        "genlab.data.music:load_chorales",
+        "the Bach chorales' four voices as events interleaved per step (S A T B ...), windows "
+        "of bars 2 (128 tokens); 290 pieces, by piece (2914/226/148 windows); offline, cached",
+    ),
 }
 
 # prefix -> ("module:function", description); the text after "prefix:" is the first argument
@@ -116,6 +138,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "your own audio: a wav/flac/ogg file, or every one under a folder; mono, resampled to "
         "sample_rate 8000, (1, segment 4096) (80/10/10% by file; one file: by time)",
     ),
+    "midi": (
+        "genlab.data.music:load_midi_folder",
+        "your own MIDI: a .mid/.midi file, or every one under a folder; each file's top line as "
+        "melody events in 4/4, windows of bars 2 (80/10/10% by file; one file: by time)",
+    ),
 }
 # what the error for a bare "prefix:" suggests
 _EXAMPLES = {
@@ -123,6 +150,7 @@ _EXAMPLES = {
     "folder": "folder:~/pictures",
     "text": "text:~/corpus.txt",
     "audio": "audio:~/recordings",
+    "midi": "midi:~/songs",
 }
 
 
@@ -205,10 +233,12 @@ def dataset_spec(name: str, **options: object) -> DataSpec:
 
 def list_datasets() -> list[tuple[str, str]]:
     """(name, description) of every dataset, including each `toy2d:NAME`, `folder:PATH`,
-    `text:PATH` and `audio:PATH`."""
+    `text:PATH`, `audio:PATH` and `midi:PATH`."""
     from genlab.data.toy2d import DENSITIES
 
     named = [(name, description) for name, (_, description) in DATASETS.items()]
     toys = [(f"toy2d:{toy}", FAMILIES["toy2d"][1]) for toy in DENSITIES]
-    paths = [(f"{prefix}:PATH", FAMILIES[prefix][1]) for prefix in ("folder", "text", "audio")]
+    paths = [
+        (f"{prefix}:PATH", FAMILIES[prefix][1]) for prefix in ("folder", "text", "audio", "midi")
+    ]
     return [*named, *toys, *paths]

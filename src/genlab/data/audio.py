@@ -31,12 +31,7 @@ zero-padded once. Splits never share a file or a piece.
 from __future__ import annotations
 
 import hashlib
-import math
-import os
 import shutil
-import subprocess
-import tempfile
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -49,6 +44,9 @@ from genlab.data.base import Batch, DataSpec
 from genlab.data.options import choice_option, int_option
 from genlab.data.splits import one_split, stable_order
 from genlab.errors import GenlabError
+from genlab.notes import SOUNDFONTS as SOUNDFONTS  # the chorales' notes, synthesizers, cache
+from genlab.notes import _additive, _cached, _fluidsynth, _parse_notes, _soundfont
+from genlab.notes import _midi_file as _midi_file
 
 EXTENSIONS = frozenset({".wav", ".flac", ".ogg"})
 HOP = 256  # samples per frame of the pitch contour (the local features)
@@ -57,12 +55,6 @@ LOWEST_PITCH, PITCHES = 48, 24  # tones: MIDI 48 (C3) .. 71 (B4)
 INSTRUMENTS = ("sine", "clarinet", "sawtooth", "rolloff")
 TONES_SIZES = {"train": 2000, "val": 200, "test": 200}
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
-SOUNDFONTS = (
-    "/usr/share/sounds/sf2/default-GM.sf2",
-    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
-    "/usr/share/sounds/sf2/TimGM6mb.sf2",
-    "/usr/share/soundfonts/default.sf2",
-)
 CACHE_VERSION = 2  # bump when the notes or the synthesizer change
 
 
@@ -373,147 +365,6 @@ def chorale_splits(pieces: int) -> dict[str, list[int]]:
     val = [i for i in range(pieces) if i % 10 == 2] or test
     train = [i for i in range(pieces) if i % 10 not in (1, 2)]
     return {"train": train, "val": val, "test": test}
-
-
-def _parse_notes(name: str) -> np.ndarray:
-    """(N, 4) float64 rows (onset, duration in quarter notes, MIDI pitch, part) of a chorale,
-    ties merged; parts in the score's order (soprano first)."""
-    from music21 import corpus
-
-    rows = []
-    for part, voice in enumerate(corpus.parse(name).parts):
-        for element in voice.flatten().stripTies().notes:
-            duration = float(element.quarterLength)
-            if duration > 0:  # grace notes take no time
-                rows += [(float(element.offset), duration, p.midi, part) for p in element.pitches]
-    if not rows:
-        raise GenlabError(f"chorales-audio: {name} has no notes")
-    return np.array(rows, dtype=np.float64)
-
-
-def _cache_folder() -> Path:
-    from genlab.data.download import cache_dir
-
-    return cache_dir() / "audio"
-
-
-def _cached(name: str, make) -> np.ndarray:
-    """The array cached as `name` (.npy) in genlab's cache, made by `make()` and saved (a
-    temporary file, then a rename) when absent or unreadable. A cache that cannot be written
-    costs time, not correctness: a warning, and the array is returned."""
-    path = _cache_folder() / name
-    if path.is_file():
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):  # damaged or half-written by an old version: remake
-            pass
-    array = make()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".npy", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        warnings.warn(f"cannot cache {name} in {path.parent}: {e.strerror}", stacklevel=2)
-    return array
-
-
-# the timbre of each voice (part % 4): amplitude of harmonic k = 1..24
-_K = np.arange(1, 25, dtype=np.float64)
-VOICE_HARMONICS = (
-    _K**-1.5,  # soprano: soft, flute-like
-    np.where(_K % 2 == 1, 1 / _K, 0.1 / _K),  # alto: odd harmonics, clarinet-like
-    0.75 ** (_K - 1),  # tenor: a steep rolloff
-    1 / _K,  # bass: sawtooth-like, reedy
-)
-
-
-def _additive(notes: np.ndarray, sample_rate: int, tempo: float, seed: int) -> np.ndarray:
-    """Play `notes` (rows of _parse_notes) at `tempo` seconds per quarter note: each note a
-    harmonic series of its voice's timbre (harmonics below 0.45 sample_rate), an envelope
-    (30 ms attack, 100 ms decay to 70%, 80 ms release), vibrato (5 Hz, up to 0.1 semitone, a
-    random phase), a random detuning of a few cents and a little white breath noise (-46 dB)."""
-    rng = np.random.default_rng(seed)
-    release = 0.08
-    total = notes[:, 0] + notes[:, 1]
-    out = np.zeros(math.ceil((total.max() * tempo + release) * sample_rate) + 1)
-    for onset, duration, pitch, part in notes:
-        gate = duration * tempo
-        t = np.arange(round((gate + release) * sample_rate)) / sample_rate  # (n,)
-        attack, decay = min(0.03, gate / 3), min(0.1, gate / 3)
-        envelope = np.interp(
-            t, [0, attack, attack + decay, gate, gate + release], [0, 1, 0.7, 0.7, 0]
-        )
-        cents = rng.uniform(-4, 4)
-        f0 = 440.0 * 2.0 ** ((pitch - 69 + cents / 100) / 12)
-        vibrato = rng.uniform(0, 0.1) * np.sin(2 * np.pi * 5 * t + rng.uniform(0, 2 * np.pi))
-        phase = 2 * np.pi * np.cumsum(f0 * 2.0 ** (vibrato / 12)) / sample_rate  # (n,)
-        amplitudes = VOICE_HARMONICS[int(part) % 4] * (_K * f0 < 0.45 * sample_rate)
-        amplitudes = amplitudes / max(amplitudes.sum(), 1e-9)
-        offsets = rng.uniform(0, 2 * np.pi, len(_K))
-        tone = amplitudes @ np.sin(_K[:, None] * phase + offsets[:, None])  # (n,)
-        breath = 0.005 * rng.standard_normal(len(t))  # about -46 dB below the note
-        start = round(onset * tempo * sample_rate)
-        out[start : start + len(t)] += 0.22 * envelope * (tone + breath)
-    return np.clip(out, -1, 1).astype(np.float32)
-
-
-def _midi_file(notes: np.ndarray, tempo: float) -> bytes:
-    """A standard MIDI file (format 0, 480 ticks per quarter) of `notes`, one channel per part
-    (skipping the drum channel 9), every part on a General MIDI church organ (program 19)."""
-    ppq = 480
-
-    def varlen(value: int) -> bytes:
-        out = [value & 0x7F]
-        while value > 0x7F:
-            value >>= 7
-            out.append(0x80 | (value & 0x7F))
-        return bytes(reversed(out))
-
-    channels = sorted({int(part) for part in notes[:, 3]})
-    channel = {part: i + (i >= 9) for i, part in enumerate(channels)}
-    events = [(0, 0, b"\xff\x51\x03" + round(tempo * 1e6).to_bytes(3, "big"))]
-    events += [(0, 1, bytes([0xC0 | channel[part], 19])) for part in channels]
-    for onset, duration, pitch, part in notes:
-        c, key = channel[int(part)], int(pitch)
-        events.append((round(onset * ppq), 3, bytes([0x90 | c, key, 80])))
-        events.append((round((onset + duration) * ppq), 2, bytes([0x80 | c, key, 0])))
-    track, now = b"", 0
-    for tick, _, message in sorted(events):  # at one tick: note-offs before note-ons
-        track += varlen(tick - now) + message
-        now = tick
-    track += b"\x00\xff\x2f\x00"
-    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
-    return header + ppq.to_bytes(2, "big") + b"MTrk" + len(track).to_bytes(4, "big") + track
-
-
-def _soundfont() -> str | None:
-    return next((path for path in SOUNDFONTS if Path(path).is_file()), None)
-
-
-def _fluidsynth(notes: np.ndarray, sample_rate: int, tempo: float) -> np.ndarray:
-    """`notes` played by FluidSynth (a subprocess) with the first soundfont of SOUNDFONTS."""
-    from genlab.sound import load_audio
-
-    program, soundfont = shutil.which("fluidsynth"), _soundfont()
-    if program is None or soundfont is None:
-        raise GenlabError(
-            "chorales-audio: synth fluidsynth needs the fluidsynth program and a General MIDI "
-            f"soundfont (one of {', '.join(SOUNDFONTS)}); use synth additive"
-        )
-    with tempfile.TemporaryDirectory() as folder:
-        midi, wav = Path(folder) / "in.mid", Path(folder) / "out.wav"
-        midi.write_bytes(_midi_file(notes, tempo))
-        command = [program, "-ni", "-g", "0.8", "-F", str(wav), "-r", str(sample_rate)]
-        done = subprocess.run(
-            [*command, soundfont, str(midi)], capture_output=True, text=True, timeout=600
-        )
-        if done.returncode != 0 or not wav.is_file():
-            why = (done.stderr or done.stdout).strip().splitlines()
-            raise GenlabError(f"chorales-audio: fluidsynth failed: {why[-1] if why else '?'}")
-        return load_audio(wav, sample_rate, name="fluidsynth output")
 
 
 @dataclass(frozen=True)

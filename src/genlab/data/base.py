@@ -32,6 +32,8 @@ CONFIG_FIELDS: dict[str, Callable[[DataSpec], Any]] = {
     "num_classes": lambda spec: spec.num_classes,
     "vocab_size": lambda spec: spec.vocab_size,
     "block_size": lambda spec: spec.shape[0],  # token sequences: the window length T
+    # music events: tokens per bar (steps per bar x voices); 0 for data without bars (text)
+    "bar_length": lambda spec: spec.extra.get("steps_per_bar", 0) * spec.extra.get("voices", 1),
     "sample_rate": lambda spec: spec.sample_rate,  # audio: samples per second
     # audio with a feature sequence c (B, local_channels, T // local_hop); 0 when it has none
     "local_channels": lambda spec: spec.extra.get("local_channels", 0),
@@ -59,8 +61,13 @@ class Modality:
 
 IMAGE = Modality("image", ("data_shape", "num_classes"), discrete=True)
 VECTOR = Modality("vector", ("data_shape", "num_classes"), discrete=False)
+# token sequences: text, and music as events (genlab.data.music), so that one language model
+# trains on both; music data also fills bar_length
 TOKENS = Modality(
-    "text", ("data_shape", "num_classes", "vocab_size", "block_size"), discrete=True, tokens=True
+    "text",
+    ("data_shape", "num_classes", "vocab_size", "block_size", "bar_length"),
+    discrete=True,
+    tokens=True,
 )
 # audio: discrete because the models' likelihoods are over quantized amplitudes (genlab.sound's
 # quantizers), so bits per value are bits per sample

@@ -11,7 +11,8 @@ numbers that need the training data (audio's baselines) read it; the others leav
 
 Some numbers belong to what a model does rather than to its data: a contract.Restorer
 (super-resolution) is judged against the clean images it restores, so it reports PSNR, SSIM and
-LPIPS of its output and of its classical baseline (metrics.restoration) besides its test loss.
+LPIPS of its output and of its classical baseline (metrics.restoration) besides its test loss;
+a contract.Reconstructor (MusicVAE) its reconstruction accuracies.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from genlab.contract import AudioModel, LikelihoodModel, Restorer
+from genlab.contract import AudioModel, LikelihoodModel, Reconstructor, Restorer, TokenGenerator
 
 Reference = Callable[[], Any] | None  # loads the run's training split (a Dataset)
 
@@ -29,9 +30,12 @@ Reference = Callable[[], Any] | None  # loads the run's training split (a Datase
 def language_model(
     model: Any, data: Any, split: str, *, batch_size: int, seed: int, reference: Reference = None
 ) -> dict:
-    """Loss, perplexity, bits per token and per character over the split's windows."""
+    """Loss, perplexity, bits per token and per character over the split's windows (a
+    TokenGenerator's); another model of token data gets the test loss and NLL of every model."""
     from genlab.metrics.text import language_model_metrics
 
+    if not isinstance(model, TokenGenerator):
+        return loss_and_nll(model, data, split, batch_size=batch_size, seed=seed)
     found = language_model_metrics(model, data, batch_size=batch_size)
     return {f"{split}_{k}": v for k, v in found.items()}
 
@@ -67,6 +71,26 @@ def restoration(
     found = restoration_metrics(model, images)
     definitions = {k: v for k, v in DEFINITIONS.items() if k in found}
     return {**result, **found, "definitions": definitions}
+
+
+def reconstruction(
+    model: Any, data: Any, split: str, *, batch_size: int, seed: int, reference: Reference = None
+) -> dict:
+    """The test loss and NLL, then a Reconstructor's reconstruction accuracies, each the mean
+    over the split's examples (`reconstruction_<name>`)."""
+    result = loss_and_nll(model, data, split, batch_size=batch_size, seed=seed)
+    where = next(model.parameters()).device
+    sums: dict[str, float] = {}
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            batch = data.batch(torch.arange(start, min(start + batch_size, len(data))))
+            batch = (
+                tuple(t.to(where) for t in batch) if isinstance(batch, tuple) else batch.to(where)
+            )
+            for name, values in model.reconstruction_accuracy(batch).items():
+                sums[name] = sums.get(name, 0.0) + float(values.sum())
+    return {**result, **{f"reconstruction_{k}": v / len(data) for k, v in sums.items()}}
 
 
 def audio(
@@ -107,6 +131,8 @@ def standard_metrics(
     (genlab evaluate passes it; None: those numbers are left out)."""
     if isinstance(model, Restorer):
         compute: Metrics = restoration
+    elif isinstance(model, Reconstructor):
+        compute = reconstruction
     else:
         compute = BY_KIND.get(data.spec.kind, loss_and_nll)
     return compute(model, data, split, batch_size=batch_size, seed=seed, reference=reference)

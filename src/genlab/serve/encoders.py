@@ -1,13 +1,15 @@
 """How samples travel in a response: the request's `format` picks an encoder from ENCODERS.
 
 Each encoder says which modalities (contract.sample_kind: "image", "vector", "audio", ...) it
-can write; None means any array. A new modality adds its encoders here (audio's wav; MIDI's
-next), and the request schema, the format check and the model list follow from this dict: no
+can write; None means any array. A new modality adds its encoders here (audio's wav, music's
+midi), and the request schema, the format check and the model list follow from this dict: no
 route changes. Text models answer with text or server-sent events instead (genlab.serve.service).
 
 An encoder gets the samples and what the served model says about them (SampleInfo: an audio
-model's sample rate, contract.AudioModel); one that needs the sample rate is offered only for
-models that state it.
+model's sample rate, contract.AudioModel; the music vocabulary of a model whose token samples
+are notes, genlab.tokenizers.FileTokenizer); one that needs those is offered only for models
+that state them. Music is heard too: the wav encoder renders a music model's events
+(`MUSIC_RATE`, the tokenizer's `render_audio`) and adds each sample's MIDI file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ class SampleInfo:
     """What a served model says about its samples that an encoder may need."""
 
     sample_rate: int | None = None  # audio: samples per second (contract.AudioModel)
+    music: Any = None  # a FileTokenizer of notes: token samples are music (render_audio, midi)
+
+    def sound_rate(self) -> int | None:
+        """The rate of the WAV files its samples become: an audio model's own rate, the music
+        renderer's for token samples that are notes, None for anything else."""
+        return self.sample_rate or (MUSIC_RATE if self.music is not None else None)
 
 
 @dataclass(frozen=True)
@@ -38,10 +46,13 @@ class Encoder:
     modalities: frozenset[str] | None  # the sample kinds it writes; None: any array
     makes: str  # what a client gets, for messages ("images", "arrays")
     help: str
-    needs_sample_rate: bool = False  # only for models whose SampleInfo has a sample rate
+    needs_sound: bool = False  # only for samples that sound (SampleInfo.sound_rate)
+    needs_music: bool = False  # only for token samples that are notes (SampleInfo.music)
 
     def accepts(self, modality: str, info: SampleInfo) -> bool:
-        if self.needs_sample_rate and not info.sample_rate:
+        if self.needs_sound and not info.sound_rate():
+            return False
+        if self.needs_music and info.music is None:
             return False
         return self.modalities is None or modality in self.modalities
 
@@ -57,13 +68,37 @@ def _png(samples: torch.Tensor, info: SampleInfo) -> dict[str, Any]:
     return {"shape": list(samples.shape[1:]), "images": images}
 
 
-def _wav(samples: torch.Tensor, info: SampleInfo) -> dict[str, Any]:
-    """One 16-bit mono WAV per (1, T) sample at the model's rate (genlab.sound.wav_bytes)."""
+def wav_file(sample: torch.Tensor, info: SampleInfo) -> tuple[bytes, float]:
+    """One sample as a 16-bit mono WAV file and its length in seconds: audio (1, T) at the
+    model's rate, or token ids (T,) of music rendered at MUSIC_RATE (genlab.sound.wav_bytes)."""
     from genlab.sound import wav_bytes
 
-    rate = int(info.sample_rate or 0)
-    audio = [base64.b64encode(wav_bytes(sample, rate)).decode("ascii") for sample in samples]
-    return {"shape": list(samples.shape[1:]), "mime": WAV, "sample_rate": rate, "audio": audio}
+    rate = int(info.sound_rate() or 0)
+    if not info.sample_rate:
+        sample = torch.from_numpy(info.music.render_audio(sample.long().tolist(), rate))
+    return wav_bytes(sample, rate), sample.shape[-1] / rate
+
+
+def _wav(samples: torch.Tensor, info: SampleInfo) -> dict[str, Any]:
+    """One 16-bit mono WAV per sample (wav_file) and its seconds; for music also each sample's
+    MIDI file."""
+    files = [wav_file(sample, info) for sample in samples]
+    out = {"shape": list(samples.shape[1:]), "mime": WAV, "sample_rate": info.sound_rate()}
+    out["audio"] = [_base64(data) for data, _ in files]
+    out["seconds"] = [round(seconds, 6) for _, seconds in files]
+    if info.music is not None:
+        out["midi"] = _midi(samples, info)["midi"]
+    return out
+
+
+def _midi(samples: torch.Tensor, info: SampleInfo) -> dict[str, Any]:
+    """One base64 standard MIDI file per sample of music events (the tokenizer's file_bytes)."""
+    files = [_base64(info.music.file_bytes(row.long().tolist())) for row in samples]
+    return {"shape": list(samples.shape[1:]), "mime": MIDI, "midi": files}
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _npy(samples: torch.Tensor, info: SampleInfo) -> dict[str, Any]:
@@ -81,14 +116,24 @@ def _json(samples: torch.Tensor, info: SampleInfo) -> dict[str, Any]:
 
 WAV = "audio/wav"  # the mime type of the wav encoder's files
 WAV_FORMAT = "wav"  # its format name: also what a request with Accept: audio/wav answers
+MIDI = "audio/midi"
+MUSIC_RATE = 16000  # samples per second of rendered music
 ENCODERS: dict[str, Encoder] = {
     "png": Encoder(_png, frozenset({"image"}), "images", "one base64 PNG per sample"),
     WAV_FORMAT: Encoder(
         _wav,
-        frozenset({"audio"}),
+        frozenset({"audio", "text"}),
         "audio",
-        "one base64 16-bit WAV per sample, with its mime type and sample_rate",
-        needs_sample_rate=True,
+        "one base64 16-bit WAV per sample, with its mime type and sample_rate (music: rendered, "
+        "and each sample's MIDI file as midi)",
+        needs_sound=True,
+    ),
+    "midi": Encoder(
+        _midi,
+        frozenset({"text"}),
+        "MIDI files",
+        "music: one base64 standard MIDI file per sample",
+        needs_music=True,
     ),
     "npy": Encoder(_npy, None, "arrays", "one base64 .npy of the whole (n, ...) float32 array"),
     "json": Encoder(_json, None, "arrays", "nested lists"),

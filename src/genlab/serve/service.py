@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from genlab.contract import LatentSampler, translate_keywords
 from genlab.errors import GenlabError
 from genlab.serve.batching import Job, MicroBatcher
-from genlab.serve.encoders import ENCODERS, WAV, WAV_FORMAT, encode_samples
+from genlab.serve.encoders import ENCODERS, WAV, WAV_FORMAT, encode_samples, wav_file
 from genlab.serve.schemas import Limits, SampleRequest, TextRequest, describe, sample_request
 from genlab.serve.store import ARRAYS, REPORTED, Served, load_served, sample_conditions
 
@@ -381,15 +381,14 @@ class Service:
 
     def finish_wav(self, pending: PendingSample, samples: torch.Tensor) -> tuple[bytes, dict]:
         """The WAV file of a one-sample request, and its headers (model, seed, rate, time)."""
-        from genlab.sound import wav_bytes
-
         served = pending.served
-        data = wav_bytes(samples[0], served.sample_rate or 0)
+        info = served.sample_info
+        data, _ = wav_file(samples[0], info)
         return data, {
             "X-Genlab-Model": served.name,
             "X-Genlab-Version": served.version,
             "X-Genlab-Seed": str(pending.seed),
-            "X-Genlab-Sample-Rate": str(served.sample_rate),
+            "X-Genlab-Sample-Rate": str(info.sound_rate()),
             "X-Genlab-Latency-Ms": str(round((time.perf_counter() - pending.start) * 1000, 3)),
         }
 

@@ -79,7 +79,11 @@ class Served:
     @property
     def sample_info(self) -> SampleInfo:
         """What the response encoders may need to know about its samples."""
-        return SampleInfo(sample_rate=self.sample_rate)
+        from genlab.tokenizers import FileTokenizer
+
+        tokenizer = getattr(self.model, "tokenizer", None)
+        music = tokenizer if isinstance(tokenizer, FileTokenizer) else None
+        return SampleInfo(sample_rate=self.sample_rate, music=music)
 
     @property
     def formats(self) -> list[str]:

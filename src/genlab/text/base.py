@@ -14,22 +14,21 @@ and the new cache (GPT: keys and values; RNNs: the hidden state). With `block_si
   penalty and a seed (genlab.generation), cached or not (`use_cache`), both giving the
   same tokens;
 - `sample(n)`: the contract's sampler, n sequences of `block_size` new tokens after token 0
-  (the newline in a character vocabulary sorted by code point); its options are
+  (the newline in a character vocabulary sorted by code point) or the tokenizer's `start_id`
+  (a music vocabulary's START); its options are
   `SampleOptions` (contract.HasSampleOptions).
 
-The tokenizer is the model's run asset (contract.RunAssets): bound from the training data's
-spec, saved as the run's tokenizer.json, read back from a run folder or from a Hugging Face
-model folder's own tokenizer files, so a loaded model encodes prompts and decodes what it
-generates. It is None until bound.
+The tokenizer is the model's run asset (genlab.token_assets.TokenizerAssets, shared with every
+model of token data): bound from the training data's spec, saved as the run's tokenizer.json,
+read back from a run folder or from a Hugging Face model folder's own tokenizer files, so a
+loaded model encodes prompts and decodes what it generates. It is None until bound.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,20 +36,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.contract import option
-from genlab.data.base import DataSpec
-from genlab.errors import GenlabError
 from genlab.generation import GenerationConfig, generate_ids
-
-TOKENIZER = "tokenizer.json"  # a run's tokenizer, beside its config.json
-# the tokenizer files of a Hugging Face model folder (genlab.tokenizers.open_tokenizer reads them;
-# genlab_tokenizer.json is what `genlab export` writes beside a character or word model)
-HF_TOKENIZER_FILES = (TOKENIZER, f"genlab_{TOKENIZER}", "vocab.json")
+from genlab.token_assets import TokenizerAssets
 
 
-class LanguageModel(nn.Module):
+class LanguageModel(TokenizerAssets, nn.Module):
     config: Any
     block_size: int | None  # the longest context the model reads (None: unbounded)
-    tokenizer: Any = None  # genlab.tokenizers.Tokenizer once bound
     data_kinds = ("text",)  # DataSpec kinds (contract.py)
 
     @dataclass(frozen=True)
@@ -102,7 +94,8 @@ class LanguageModel(nn.Module):
         """n sequences (n, max_new_tokens) of generated token ids after token 0 (default length:
         the training window, `config.block_size`)."""
         device = next(self.parameters()).device
-        prompt = torch.zeros(n, 1, dtype=torch.long, device=device)
+        start = getattr(self.tokenizer, "start_id", None)  # a music vocabulary's START
+        prompt = torch.full((n, 1), 0 if start is None else start, dtype=torch.long, device=device)
         length = self.config.block_size if max_new_tokens is None else max_new_tokens
         tokens = list(
             self.generate(
@@ -112,52 +105,3 @@ class LanguageModel(nn.Module):
         if not tokens:
             return torch.zeros(n, 0, dtype=torch.long, device=device)
         return torch.stack(tokens, dim=1)
-
-    # --- the tokenizer as a run asset (contract.RunAssets) ------------------------------------
-    def bind_data(self, spec: DataSpec) -> None:
-        """Encode and decode with the training data's tokenizer (None: the data has none)."""
-        self.tokenizer = spec.extra.get("tokenizer")
-
-    def save_assets(self, folder: Path) -> None:
-        """Write the tokenizer as the run's tokenizer.json (nothing when none is bound)."""
-        from genlab.tokenizers import save_tokenizer
-
-        if self.tokenizer is not None:
-            save_tokenizer(self.tokenizer, Path(folder) / TOKENIZER)
-
-    def load_assets(self, folder: Path) -> None:
-        """Read the tokenizer of a run folder or of a Hugging Face model folder; a folder
-        without one leaves the model as it was."""
-        from genlab.tokenizers import open_tokenizer
-
-        source = _tokenizer_source(Path(folder))
-        if source is not None:
-            self.tokenizer = open_tokenizer(source)
-
-    @classmethod
-    def data_options(cls, folder: Path) -> dict[str, Any]:
-        """{"tokenizer": path}: the data of a run starting from (or resuming) `folder` is read
-        with the folder's tokenizer (a run's tokenizer.json, a Hugging Face folder itself)."""
-        source = _tokenizer_source(Path(folder))
-        if source is None:
-            raise GenlabError(f"{folder} has no tokenizer to read the text with")
-        return {"tokenizer": str(source.resolve())}
-
-
-def _tokenizer_source(folder: Path) -> Path | None:
-    """Where the tokenizer of `folder` is, as genlab.tokenizers.open_tokenizer reads it: a run's
-    tokenizer.json, or a Hugging Face model folder itself when it holds tokenizer files; None
-    when there is none."""
-    if _is_hugging_face(folder):
-        return folder if any((folder / n).is_file() for n in HF_TOKENIZER_FILES) else None
-    return folder / TOKENIZER if (folder / TOKENIZER).is_file() else None
-
-
-def _is_hugging_face(folder: Path) -> bool:
-    """A Hugging Face model folder: its config.json names a `model_type` (a run's names the
-    genlab `model` and its `model_config`)."""
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(config, dict) and "model_type" in config

@@ -19,7 +19,10 @@ def generate(
     run: Annotated[
         Path, typer.Argument(help="language model run directory, or hf:DIR (a GPT-2 folder)")
     ],
-    prompt: Annotated[str, typer.Option(help="text to continue")] = "\n",
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="text to continue (default: a newline; music: the start token <s>)"),
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="tokens to generate at most")] = 300,
     temperature: Annotated[float, typer.Option(help="0 = greedy; < 1 sharper, > 1 flatter")] = 0.8,
     top_k: Annotated[int | None, typer.Option(help="sample among the k most likely")] = None,
@@ -35,17 +38,32 @@ def generate(
         bool, typer.Option("--cache/--no-cache", help="KV cache / carried RNN state")
     ] = True,
     checkpoint: Annotated[str, typer.Option(help="last or best")] = "last",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="also write the tokens as a file: music runs write MIDI (default "
+            "generated.mid for them)"
+        ),
+    ] = None,
     device: Device = "cpu",
 ) -> None:
-    """Generate text from a language model run, streamed to the terminal as it comes."""
-    from genlab.generation import generate_run
+    """Generate text from a language model run, streamed to the terminal as it comes; a run
+    on music events also writes the melody as MIDI (--out)."""
+    from genlab.api import check_writable
+    from genlab.fileio import atomic_write_text
+    from genlab.generation import GenerationConfig, default_prompt, generate_text, language_model
+    from genlab.tokenizers import FileTokenizer
 
-    pieces = generate_run(
-        run,
-        prompt,
-        checkpoint=checkpoint,
-        use_cache=cache,
-        device=device,
+    model = language_model(run, checkpoint=checkpoint, device=device)
+    tokenizer = model.tokenizer
+    prompt = default_prompt(tokenizer) if prompt is None else prompt
+    as_file = isinstance(tokenizer, FileTokenizer)
+    if as_file and out is None:
+        out = Path(f"generated{tokenizer.file_suffix}")
+    if out is not None:
+        check_writable(out)
+    drawn: list[int] = []
+    config = GenerationConfig(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_k=top_k,
@@ -54,11 +72,21 @@ def generate(
         stop=tuple(stop or ()),
         seed=seed,
     )
+    pieces = generate_text(model, tokenizer, prompt, config, use_cache=cache, on_token=drawn.append)
     sys.stdout.write(prompt)
+    text = []
     for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
+        text.append(piece)
     sys.stdout.write("\n")
+    if out is None:
+        return
+    if as_file:
+        tokenizer.write_file(tokenizer.encode(prompt) + drawn, out)
+    else:
+        atomic_write_text(out, prompt + "".join(text))
+    sys.stderr.write(f"wrote {out}\n")
 
 
 def export(

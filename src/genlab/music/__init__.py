@@ -1,0 +1,1 @@
+"""The music family: MusicVAE and composing with any music model (genlab compose)."""
