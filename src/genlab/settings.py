@@ -85,9 +85,10 @@ def resolve(
         train = apply_overrides(train, {"steps": str(steps)}, prefix="train.")
     if seed is not None:
         train = dataclasses.replace(train, seed=seed)
-    own = default_config(name)
-    if hasattr(cls, "data_defaults_for"):  # the data defaults read the model's own options
-        own = apply_overrides(own, model_over)
+    try:  # the data defaults may read the model's own options (a MusicVAE's bars)
+        own = apply_overrides(default_config(name), model_over)
+    except GenlabError:  # a bad -o is reported later, in its turn (after --init-from's checks)
+        own = default_config(name)
     data_options = {**data_defaults(cls, own), **file_cfg["data"]["options"], **data_over}
     return Settings(name, cls, loop, train, data_options, file_cfg, model_over)
 

@@ -191,3 +191,14 @@ def test_it_learns_to_reconstruct(decoder):
     after = m.eval().reconstruction_accuracy((x, y))
     assert after["teacher_forced"].mean() > 0.85
     assert after["sampled"].mean() > max(0.75, before)
+
+
+def test_the_16_bar_variants_read_16_bar_windows_unless_told_otherwise():
+    from genlab.settings import resolve
+
+    assert resolve("musicvae-16bar").data_options == {"bars": 16}
+    assert resolve("musicvae").data_options == {"bars": 2}
+    assert resolve("musicvae", overrides={"data.bars": "4", "bars": "4"}).data_options == {
+        "bars": 4
+    }
+    assert resolve("gpt").data_options == {}
