@@ -47,7 +47,7 @@ whether z carries the melody.
 
 Sampling: z ~ N(0, I), then events by inverse CDF from uniforms drawn with z (all randomness
 first, contract.LatentSampler), at `temperature` (0: argmax). Interpolation: slerp between two
-melodies' mu (`interpolate`). Attribute vectors (Sec. 5.3): the mean mu of windows with an
+melodies' mu (genlab.music.compose.interpolate). Attribute vectors (Sec. 5.3): the mean mu of windows with an
 attribute minus the mean of those without (`attribute_vector`), added to z with a scale.
 
 Deviations: an embedding of the event instead of the one-hot input (the same function: one-hot
@@ -232,6 +232,9 @@ class MusicVAE(TokenizerAssets, nn.Module):
         )  # fmt: skip
         self.output = nn.Linear(c.decoder_size, c.vocab_size)
         self.start = START
+        never = torch.zeros(c.vocab_size, dtype=torch.bool)
+        never[START] = True  # START is never an output
+        self.register_buffer("never", never, persistent=False)
 
     # --- shapes ----------------------------------------------------------------------------
     @property
@@ -272,9 +275,7 @@ class MusicVAE(TokenizerAssets, nn.Module):
         return flat_inputs, flat_contexts, self.decoder_state(flat_contexts)
 
     def _logits(self, out: Tensor) -> Tensor:
-        never = torch.zeros(self.config.vocab_size, dtype=torch.bool, device=out.device)
-        never[self.start] = True  # START is never an output
-        return self.output(out).float().masked_fill(never, float("-inf"))
+        return self.output(out).float().masked_fill(self.never, float("-inf"))
 
     def teacher_forced(self, inputs: Tensor, contexts: Tensor) -> Tensor:
         """Logits (B, T, V) of every event given the true previous events (inputs = the events
@@ -455,15 +456,6 @@ class MusicVAE(TokenizerAssets, nn.Module):
     def embed_windows(self, y: Tensor) -> Tensor:
         """mu(x) of event windows (B, T): where a melody sits in z."""
         return self.encode(y)[0]
-
-    @torch.no_grad()
-    def interpolate(self, a: Tensor, b: Tensor, steps: int) -> Tensor:
-        """Events (steps, T) decoded greedily along the slerp from mu(a) to mu(b) (a, b: (T,))."""
-        if steps < 2:
-            raise GenlabError(f"interpolation needs at least 2 steps, got {steps}")
-        za, zb = self.embed_windows(torch.stack([a, b])).unbind(0)
-        t = torch.linspace(0, 1, steps, device=za.device)
-        return self.decode(slerp(za, zb, t))
 
 
 def free_bits_kl(kl: Tensor, *, free_bits: float, beta: float) -> Tensor:
