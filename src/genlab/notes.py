@@ -954,6 +954,17 @@ class EventTokenizer:
         """The song of `ids` played by the additive synthesizer (render)."""
         return render(self.song(ids), sample_rate)
 
+    def statistics(self, streams: Any) -> dict[str, float]:
+        """melody_statistics of token streams (tokenizers.SequenceStatistics): START tokens
+        dropped, then each stream's melody: its only voice, or a chorale's top voice (soprano,
+        the first of every step's `voices` ids)."""
+        melodies = []
+        for row in _streams(streams):
+            array = np.asarray([int(i) for i in row], dtype=np.int64)
+            array = array[array != START]
+            melodies.append(array[: len(array) // self.voices * self.voices][:: self.voices])
+        return melody_statistics(melodies)
+
     def song(self, ids: Any) -> NoteSequence:
         """The notes of one token stream or several played one after another (write_file)."""
         parts, offset = [], 0

@@ -22,7 +22,8 @@ chunks, so a corpus larger than memory can be streamed; chunks should be cut at 
 Fixed vocabularies that no text trains are looked up by kind in FIXED_KINDS (the music events
 of genlab.notes.EventTokenizer, kinds "melody" and "chorale"), imported only when one is read,
 so the text tokenizers never import music. Their ids are something other than text: such a
-tokenizer is also a `FileTokenizer`, which writes ids as a file of its format (MIDI).
+tokenizer is also a `FileTokenizer`, which writes ids as a file of its format (MIDI), and a
+`SequenceStatistics`, which measures streams in its own domain (melody statistics).
 
 Whitespace here is Unicode's White_Space property, the same set as `\\s` in the regex that
 `tokenizers`' ByteLevel pre-tokenizer uses; Python's own `\\s` adds U+001C..U+001F, which would
@@ -120,6 +121,17 @@ class FileTokenizer(Tokenizer, Protocol):
 
     def render_audio(self, ids: Any, sample_rate: int) -> Any:
         """The ids heard: float32 mono samples in [-1, 1] at `sample_rate` (np.ndarray)."""
+        ...
+
+
+@runtime_checkable
+class SequenceStatistics(Protocol):
+    """A tokenizer whose streams have statistics of their own domain (music events: the
+    music-theory statistics of their melody), which `genlab evaluate` compares between a
+    model's samples and the data."""
+
+    def statistics(self, streams: Any) -> dict[str, float]:
+        """Each statistic's mean over token streams (a list of id lists, or a 2-D tensor)."""
         ...
 
 

@@ -202,3 +202,23 @@ def test_the_16_bar_variants_read_16_bar_windows_unless_told_otherwise():
         "bars": 4
     }
     assert resolve("gpt").data_options == {}
+
+
+def test_standard_metrics_compare_sample_and_data_statistics():
+    from genlab.data import load_dataset
+    from genlab.metrics.standard import standard_metrics
+
+    torch.manual_seed(0)
+    data = load_dataset("bach-melodies", "test", pieces=20)
+    m = model("flat", bars=2, encoder_size=16, decoder_size=16, z_size=4).eval()
+    found = standard_metrics(m, data, "test", batch_size=16, statistics_n=8)
+    assert 0 <= found["reconstruction_sampled"] <= 1
+    real = data.spec.extra["tokenizer"].statistics(data.batch(torch.arange(min(8, len(data))))[1])
+    assert found["statistics_test_note_density"] == real["note_density"]
+    samples = m.sample(8, generator=torch.Generator().manual_seed(0))
+    assert found["statistics_samples_note_density"] == pytest.approx(
+        data.spec.extra["tokenizer"].statistics(samples)["note_density"]
+    )
+    assert "statistics_samples_notes_in_key" in found
+    without = standard_metrics(m, data, "test", batch_size=16, statistics_n=0)
+    assert not any(k.startswith("statistics_") for k in without)

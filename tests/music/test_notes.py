@@ -479,3 +479,20 @@ def test_event_tokenizer_writes_midi_files(tmp_path):
     assert len(stream) == 16 * 4 and stream[:4] == [on(72), on(67), on(64), on(48)]
     assert chorales.to_sequence([START, *stream, 41, 0]) == four  # a partial step is cut
     assert read_midi(chorales.write_file(np.array([stream]), tmp_path / "c.mid")) == four
+
+
+def test_tokenizer_statistics_measure_the_melody_or_the_soprano():
+    from genlab.tokenizers import SequenceStatistics
+
+    line = encode_melody(scale([60, 62, 64, 65, 67]), 32)
+    melody = EventTokenizer(1)
+    assert isinstance(melody, SequenceStatistics)
+    expected = melody_statistics([line])
+    same = melody.statistics([[START, *line.tolist()]])  # START is dropped
+    assert same.keys() == expected.keys()
+    assert all(same[k] == expected[k] or math.isnan(expected[k]) for k in expected)
+    # a chorale's statistics are its soprano's: every step's first id
+    low = encode_melody(scale([48, 49, 50, 51, 52]), 32)
+    chorale = np.stack([line, low, low, low], axis=1).reshape(-1)
+    got = EventTokenizer(4).statistics(chorale[None])
+    assert got["notes_in_key"] == expected["notes_in_key"] == 1.0

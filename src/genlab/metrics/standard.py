@@ -13,6 +13,10 @@ Some numbers belong to what a model does rather than to its data: a contract.Res
 (super-resolution) is judged against the clean images it restores, so it reports PSNR, SSIM and
 LPIPS of its output and of its classical baseline (metrics.restoration) besides its test loss;
 a contract.Reconstructor (MusicVAE) its reconstruction accuracies.
+
+And some numbers belong to the data's vocabulary: when its tokenizer measures token streams in
+their own domain (tokenizers.SequenceStatistics: music events have the music-theory statistics
+of their melody), `sequence_statistics` compares the model's samples with the split's windows.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import torch
 
 from genlab.contract import AudioModel, LikelihoodModel, Reconstructor, Restorer, TokenGenerator
+from genlab.tokenizers import SequenceStatistics
 
 Reference = Callable[[], Any] | None  # loads the run's training split (a Dataset)
 
@@ -112,6 +117,21 @@ def audio(
     return {**{f"{split}_{k}": v for k, v in loss.items()}, **found}
 
 
+def sequence_statistics(
+    model: Any, data: Any, split: str, tokenizer: SequenceStatistics, *, n: int, seed: int
+) -> dict[str, float]:
+    """The tokenizer's statistics of n samples of the model (`model.sample(n)`, seeded) and of
+    the split's first n windows: `statistics_samples_<name>` and `statistics_<split>_<name>`
+    (for music: notes in key, repeated notes, leaps, resolved leaps, range, density, ...)."""
+    where = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        samples = model.sample(n, generator=torch.Generator(device=where).manual_seed(seed))
+    _, windows = data.batch(torch.arange(min(n, len(data))))  # token data: (x, y), y the window
+    found = {"samples": tokenizer.statistics(samples.cpu()), split: tokenizer.statistics(windows)}
+    return {f"statistics_{who}_{k}": v for who, stats in found.items() for k, v in stats.items()}
+
+
 Metrics = Callable[..., dict]
 # DataSpec.kind -> its own numbers
 BY_KIND: dict[str, Metrics] = {"text": language_model, "audio": audio}
@@ -125,14 +145,20 @@ def standard_metrics(
     batch_size: int = 100,
     seed: int = 0,
     reference: Reference = None,
+    statistics_n: int = 256,
 ) -> dict[str, Any]:
     """eval.json's numbers for `model` on `data` (keys prefixed with the split where they are
     per-split losses). `reference()` loads the run's training split, for numbers fitted on it
-    (genlab evaluate passes it; None: those numbers are left out)."""
+    (genlab evaluate passes it; None: those numbers are left out). `statistics_n`: the samples
+    and windows whose sequence statistics are compared (when the tokenizer has them)."""
     if isinstance(model, Restorer):
         compute: Metrics = restoration
     elif isinstance(model, Reconstructor):
         compute = reconstruction
     else:
         compute = BY_KIND.get(data.spec.kind, loss_and_nll)
-    return compute(model, data, split, batch_size=batch_size, seed=seed, reference=reference)
+    result = compute(model, data, split, batch_size=batch_size, seed=seed, reference=reference)
+    tokenizer = data.spec.extra.get("tokenizer")
+    if isinstance(tokenizer, SequenceStatistics) and statistics_n > 0:
+        result |= sequence_statistics(model, data, split, tokenizer, n=statistics_n, seed=seed)
+    return result

@@ -11,7 +11,8 @@ next-token cross-entropy is summed over every target token:
 Bits per character is the number to compare across tokenizers: a BPE model has fewer, harder
 tokens than a character model of the same text, so its per-token loss is not comparable, but the
 total information per character is. Only the model's `logits(ids)` and the dataset's
-`tokenizer` are used (no specific model).
+`tokenizer` are used (no specific model). A vocabulary of something other than text (music
+events, a tokenizers.FileTokenizer) has no characters: its loss is in nats per event.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from genlab.tokenizers import FileTokenizer
 
 
 @torch.no_grad()
@@ -57,7 +60,7 @@ def language_model_metrics(
         "tokens": tokens,
     }
     tokenizer = data.spec.extra.get("tokenizer")
-    if tokenizer is not None:
+    if tokenizer is not None and not isinstance(tokenizer, FileTokenizer):  # text, not events
         characters = len(tokenizer.decode(targets))
         if characters:
             result["bits_per_char"] = total / (characters * math.log(2))
