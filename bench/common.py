@@ -65,3 +65,50 @@ def train_and_load(
         model.load_state_dict(load_weights(ema if ema.is_file() else folder / WEIGHTS), strict=True)
     model.eval()
     return seconds
+
+
+class OutOfTime(Exception):
+    """Raised by `train_to_budget`'s evaluation hook when the training budget is spent."""
+
+
+def train_to_budget(
+    name: str,
+    data: str,
+    run: str | Path,
+    overrides: dict[str, str],
+    *,
+    minutes: float,
+    step_s: float,
+    eval_every: int,
+) -> dict[str, Any]:
+    """Train `name` on `data` into `run` for about `minutes` of wall time through
+    genlab.api.train_run: the step count is planned from `step_s`, a measured training step
+    (so the learning-rate schedule ends on time), and an evaluation hook stops the run at the
+    budget if the machine is slower than planned (checkpoint every `eval_every` steps, so the
+    stop keeps that step's weights)."""
+    from genlab import api
+
+    budget = 60 * minutes
+    # evaluation passes, checkpoints and the data's loading take the rest of the budget
+    steps = max(eval_every, int(0.85 * budget / step_s))
+    print(f"{name}: {step_s:.2f} s/step measured, planning {steps} steps", flush=True)
+    start = time.perf_counter()
+
+    def stop_at_budget(step: int, metrics: dict) -> None:
+        if time.perf_counter() - start > budget:
+            raise OutOfTime(step)
+
+    stopped = None
+    try:
+        api.train_run(
+            name, data, run, overrides=overrides, steps=steps, progress=False,
+            on_eval=stop_at_budget,
+        )  # fmt: skip
+    except OutOfTime as e:
+        stopped = e.args[0]
+    return {
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "planned_steps": steps,
+        "stopped_at_step": stopped,
+        "seconds_per_step": round(step_s, 3),
+    }

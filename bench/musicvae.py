@@ -42,17 +42,13 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, write_json
+from common import machine, train_to_budget, write_json
 
 DATA = "melodies"
 RATE = 8000  # the WAV files' sample rate
 SAMPLES = 256  # samples whose statistics are compared with the test windows'
 SHOWN = ("notes_in_key", "repeated_notes", "leaps", "resolved_leaps", "pitch_range")
 SHOWN += ("note_density", "empty")
-
-
-class OutOfTime(Exception):
-    """Raised by the evaluation hook when the training budget is spent."""
 
 
 # --- training to a wall-time budget --------------------------------------------------------------
@@ -83,34 +79,16 @@ def train_for(name: str, minutes: float, overrides: dict[str, str], run: Path) -
     """Train `name` on DATA for about `minutes` of wall time into `run`; evaluate its test split."""
     from genlab import api
 
-    budget = 60 * minutes
-    step_s = seconds_per_step(name, overrides)
     eval_every = int(overrides.get("train.eval_every", 250))
-    # evaluation passes, checkpoints and the data's loading take the rest of the budget
-    steps = max(eval_every, int(0.85 * budget / step_s))
-    print(f"{name}: {step_s:.2f} s/step measured, planning {steps} steps", flush=True)
-    start = time.perf_counter()
-
-    def stop_at_budget(step: int, metrics: dict) -> None:
-        if time.perf_counter() - start > budget:
-            raise OutOfTime(step)
-
-    stopped = None
-    try:
-        api.train_run(
-            name, DATA, run, overrides=overrides, steps=steps, progress=False,
-            on_eval=stop_at_budget,
-        )  # fmt: skip
-    except OutOfTime as e:
-        stopped = e.args[0]
-    train_s = time.perf_counter() - start
+    step_s = seconds_per_step(name, overrides)
+    trained = train_to_budget(
+        name, DATA, run, overrides, minutes=minutes, step_s=step_s, eval_every=eval_every
+    )
     result = api.evaluate(run, figures=False, batch_size=64)
     return {
         "model": name,
-        "train_minutes": round(train_s / 60, 2),
-        "seconds_per_step": round(step_s, 3),
-        "planned_steps": steps,
-        "stopped_at_step": stopped,
+        "train_minutes": round(trained.pop("train_seconds") / 60, 2),
+        **trained,
         "overrides": overrides,
         "evaluate": {k: v for k, v in result.items() if isinstance(v, int | float)},
         "run": str(run),

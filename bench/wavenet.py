@@ -36,15 +36,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, write_json
+from common import machine, train_to_budget, write_json
 from genlab.audio.wavenet import WaveNet, WaveNetConfig, receptive_field
 from genlab.config import apply_overrides, to_dict
 
 RATE = 8000
-
-
-class OutOfTime(Exception):
-    """Raised by the evaluation hook when the training budget is spent."""
 
 
 def architecture(args) -> dict:
@@ -141,38 +137,16 @@ def seconds_per_step(args) -> float:
 def train_and_evaluate(args) -> dict:
     from genlab import api
 
-    budget = 60 * args.train_minutes
-    step_s = seconds_per_step(args)
-    # evaluation passes, checkpoints and the data's loading take the rest of the budget
-    steps = max(args.eval_every, int(0.85 * budget / step_s))
-    print(f"training: {step_s:.2f} s/step measured, planning {steps} steps", flush=True)
-    start = time.perf_counter()
-
-    def stop_at_budget(step: int, metrics: dict) -> None:
-        if time.perf_counter() - start > budget:
-            raise OutOfTime(step)
-
-    stopped = None
-    try:
-        run, _ = api.train_run(
-            "wavenet",
-            "chorales-audio",
-            args.run,
-            overrides=training_overrides(args),
-            steps=steps,
-            progress=False,
-            on_eval=stop_at_budget,
-        )
-    except OutOfTime as e:
-        run, stopped = Path(args.run), e.args[0]
-    train_s = time.perf_counter() - start
+    run = Path(args.run)
+    trained = train_to_budget(
+        "wavenet", "chorales-audio", run, training_overrides(args),
+        minutes=args.train_minutes, step_s=seconds_per_step(args), eval_every=args.eval_every,
+    )  # fmt: skip
+    train_s = trained["train_seconds"]
     result = api.evaluate(run, figures=False, batch_size=16)
     keys = ("bits_per_sample", "unigram_bits_per_sample", "lpc_bits_per_sample", "lpc_order")
     row = {
-        "train_seconds": round(train_s, 1),
-        "planned_steps": steps,
-        "stopped_at_step": stopped,
-        "seconds_per_step": round(step_s, 3),
+        **trained,
         **{k: result[k] for k in (*keys, "lpc_residual", "quantizer", "audio_samples")},
         "run": str(run),
     }
