@@ -16,7 +16,9 @@ is slower than planned. genlab.api.evaluate then scores the test split.
 (1) `musicvae` (2 bars, T = 32, the CPU default sizes): teacher-forced and sampled
     reconstruction accuracy with z = mu(x) (the paper's Table 1 metrics), the test ELBO per
     event, and the music-theory statistics (genlab.notes.melody_statistics) of 256 samples
-    (z ~ N(0, I), temperature 1) beside those of the test windows.
+    (z ~ N(0, I), temperature 1) beside those of the test windows; attribute vectors (Sec.
+    5.3): the note density, mean interval and range of 256 greedy decodings of z + a * v for
+    a = -2..2 (v from the training windows, as `genlab compose --attribute` uses it).
 (2) `musicvae-16bar` (hierarchical, conductor) and `musicvae-16bar-flat` (one LSTM over
     T = 256 steps), the same encoder, sizes `--size16`, batch, learning rate, free bits and
     scheduled sampling, each trained for the same `--minutes-16bar`: the sampled accuracy is
@@ -172,8 +174,44 @@ def two_bars(args) -> dict[str, Any]:
         "musicvae-2bar-interpolation", morph, tokenizer, args.docs,
         "slerp from test melody a (bars 1-2) to test melody b (bars 11-12), 6 windows",
     )  # fmt: skip
+    row["attributes"] = attribute_sweep(model, row["run"], args.seed)
+    files.append(attribute_figure(model, row["run"], args))
     row["files"] = files
     return row
+
+
+ATTRIBUTES = ("note_density", "mean_interval", "pitch_range")
+AMOUNTS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+
+
+def attribute_sweep(model, run: str, seed: int) -> dict[str, dict[str, float]]:
+    """Sec. 5.3's attribute arithmetic: for each attribute, SAMPLES latents z ~ N(0, I) decoded
+    greedily at z + amount * v (v: genlab.music.compose.attribute_shift, from the run's
+    training windows); the attribute's mean over the decoded windows at each amount."""
+    from genlab.music.compose import attribute_shift
+
+    z = torch.randn(SAMPLES, model.config.z_size, generator=torch.Generator().manual_seed(seed))
+    sweep = {}
+    for name in ATTRIBUTES:
+        vector = attribute_shift(model, run, name, 1.0)
+        sweep[name] = {
+            f"{amount:+.0f}": round(statistics(model.decode(z + amount * vector))[name], 3)
+            for amount in AMOUNTS
+        }
+    return sweep
+
+
+def attribute_figure(model, run: str, args) -> str:
+    """One z decoded with -2, 0 and +2 note-density vectors, as piano rolls."""
+    from genlab.music.compose import attribute_shift
+    from genlab.notes import pianoroll_figure
+
+    vector = attribute_shift(model, run, "note_density", 1.0)
+    z = torch.randn(1, model.config.z_size, generator=torch.Generator().manual_seed(args.seed))
+    amounts = (-2.0, 0.0, 2.0)
+    songs = [model.tokenizer.to_sequence(model.decode(z + a * vector)[0].tolist()) for a in amounts]
+    titles = [f"z {a:+.0f} x the note-density vector (greedy decoding)" for a in amounts]
+    return str(pianoroll_figure(songs, args.docs / "musicvae-2bar-attribute.png", titles=titles))
 
 
 def sixteen_bars(args) -> dict[str, Any]:
@@ -181,6 +219,7 @@ def sixteen_bars(args) -> dict[str, Any]:
 
     sizes = {f"{k}_size": args.size16 for k in ("encoder", "decoder", "conductor")}
     extra = {**sizes, "train.batch_size": args.batch_size16}
+    extra.update(option.split("=", 1) for option in args.option16)
     rows, models = {}, {}
     for name in ("musicvae-16bar", "musicvae-16bar-flat"):
         overrides = overrides_of(args, extra)
@@ -237,6 +276,11 @@ def report(result: dict[str, Any]) -> None:
             f"{e['reconstruction_sampled']:.3f}  ({row['train_minutes']:.1f} min, "
             f"{row['stopped_at_step'] or row['planned_steps']} steps)"
         )
+    if two:
+        print("attribute vectors: the attribute of greedy decodings of z + amount * v")
+        print("  " + " " * 14 + "".join(f"{a:>+8.0f}" for a in AMOUNTS))
+        for name, values in two["attributes"].items():
+            print(f"  {name:14s}" + "".join(f"{v:8.3f}" for v in values.values()))
     if two and lm:
         print(
             f"nats per event on the test windows: musicvae -ELBO/T {two['elbo_nats_per_event']:.3f}"
@@ -267,6 +311,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64, help="2-bar windows")
     parser.add_argument("--batch-size16", type=int, default=32, help="16-bar windows")
     parser.add_argument("--size16", type=int, default=128, help="16-bar LSTM units")
+    parser.add_argument(
+        "--option16", action="append", default=[], metavar="KEY=VALUE",
+        help="another setting of both 16-bar models (as genlab train -o), repeatable",
+    )  # fmt: skip
     parser.add_argument("--transpose", type=int, default=2, help="training shifts -K..K")
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--run", type=Path, default=Path("runs/bench-musicvae"))

@@ -86,3 +86,43 @@ def test_compose_errors_are_one_line(runs, capsys, tmp_path):
         capsys, "compose", runs / "musicvae", "--bars", "0", "--out", tmp_path / "z.mid"
     )
     assert_one_line_error(code, err, "--bars")
+
+
+def test_compose_with_an_attribute_vector(runs, capsys, tmp_path):
+    """--attribute adds amount x the vector to every z: amount 0 is the plain song, another
+    amount a song of the same length; the statistics line is printed."""
+    songs = {}
+    for name, extra in (
+        ("plain", []),
+        ("zero", ["--attribute", "note_density", "--amount", "0"]),
+        ("more", ["--attribute", "note_density", "--amount", "3"]),
+    ):
+        songs[name] = tmp_path / f"{name}.mid"
+        code, text, err = run_cli(
+            capsys, "compose", runs / "musicvae", "--bars", "4", "--seed", "5", "--out",
+            songs[name], "--temperature", "0", *extra,
+        )  # fmt: skip
+        assert code == 0, err
+        assert '"note_density"' in text
+    from genlab.notes import read_midi
+
+    assert read_midi(songs["zero"]) == read_midi(songs["plain"])
+    assert songs["more"].stat().st_size > 0
+
+
+def test_attribute_errors_are_one_line(runs, capsys, tmp_path):
+    out = tmp_path / "a.mid"
+    code, _, err = run_cli(capsys, "compose", runs / "musicvae", "--attribute", "loudness",
+                           "--out", out)  # fmt: skip
+    assert_one_line_error(code, err, "note_density")
+    code, _, err = run_cli(capsys, "compose", runs / "gpt", "--attribute", "note_density",
+                           "--out", out)  # fmt: skip
+    assert_one_line_error(code, err, "latent")
+    song = tmp_path / "s.mid"
+    assert run_cli(capsys, "compose", runs / "musicvae", "--bars", "2", "--out", song)[0] == 0
+    code, _, err = run_cli(
+        capsys, "compose", runs / "musicvae", "--interpolate", song, song, "--attribute",
+        "note_density", "--out", out,
+    )  # fmt: skip
+    assert_one_line_error(code, err, "--interpolate")
+    assert not out.exists()

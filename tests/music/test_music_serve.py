@@ -26,6 +26,7 @@ def served_musicvae():
 def test_a_music_model_offers_wav_and_midi(tmp_path):
     served, model = served_musicvae()
     assert served.formats == ["wav", "midi", "npy", "json"]
+    assert served.describe()["kind"] == "music" and served.makes == "music"
     samples = model.sample(2, generator=torch.Generator().manual_seed(1), temperature=0.5)
     out = encode_samples(samples.float(), "wav", served.sample_info)
     assert out["sample_rate"] == MUSIC_RATE and len(out["audio"]) == len(out["midi"]) == 2
@@ -43,3 +44,4 @@ def test_a_model_without_music_gets_no_midi():
     served, model = served_musicvae()
     model.tokenizer = None
     assert "midi" not in served.formats and "wav" not in served.formats
+    assert served.makes == "arrays"

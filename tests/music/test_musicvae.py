@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from genlab.music.musicvae import MusicVAE, MusicVAEConfig, free_bits_kl, slerp
+from genlab.errors import GenlabError
+from genlab.music.musicvae import MusicVAE, MusicVAEConfig, attribute_vector, free_bits_kl, slerp
 from genlab.notes import START
 
 SMALL = dict(
@@ -152,6 +153,20 @@ def test_slerp_endpoints_and_norms():
     assert torch.allclose(path[0], a) and torch.allclose(path[-1], b, atol=1e-6)
     assert torch.allclose(path.norm(dim=1), torch.linspace(3, 1, 5))
     assert torch.allclose(slerp(a, 2 * a, torch.tensor([0.5]))[0], 1.5 * a)  # parallel: lerp
+
+
+def test_attribute_vector_is_top_quarter_minus_bottom_quarter():
+    """Sec. 5.3 on a continuous attribute: mean mu of the windows with the highest quarter of
+    values minus that of the lowest quarter; undefined (nan) values are left out."""
+    m = model().eval()
+    _, y = windows(10, 32, seed=4)
+    values = torch.tensor([5.0, float("nan"), 1.0, 7.0, 2.0, 9.0, 0.0, 3.0, 4.0, 8.0])
+    mu = m.embed_windows(y)
+    # 9 defined values, a quarter is 2: the lowest are 0 and 1 (rows 6, 2), the highest 8, 9
+    expected = mu[[9, 5]].mean(0) - mu[[6, 2]].mean(0)
+    assert torch.allclose(attribute_vector(m, y, values), expected, atol=1e-6)
+    with pytest.raises(GenlabError, match="more and with less"):
+        attribute_vector(m, y, torch.full((10,), 2.0))
 
 
 def test_the_elbo_is_below_zero_and_seeded():

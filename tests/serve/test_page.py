@@ -265,6 +265,51 @@ def test_audio_model_plays_its_samples(page: Page):
         assert sources == [f"data:audio/wav;base64,{wav}" for wav in direct["audio"]]
 
 
+def test_music_model_plays_its_songs_and_offers_their_midi(page: Page, tmp_path: Path):
+    """A music model (a tiny MusicVAE): the page asks for WAVs, shows one <audio> player per
+    sample that the browser can play, and a MIDI download link per sample whose file decodes
+    to the notes the server sampled."""
+    import base64
+
+    from genlab.notes import read_midi
+    from genlab.serve.encoders import MUSIC_RATE
+    from music.test_music_serve import served_musicvae
+
+    served, _ = served_musicvae()
+    service = Service()
+    service.add(served)
+    service.mark_ready()
+    with serving(service) as url:
+        open_page(page, url)
+        expect(page.locator("#model option")).to_have_text(["mvae @ 1 (music)"])
+        page.fill("#n", "2")
+        page.fill("#seed", "5")
+        generate(page)
+        page.wait_for_function(
+            """n => { const players = [...document.querySelectorAll('#audio audio')];
+                      return players.length === n
+                        && players.every(a => a.readyState >= 1 && a.duration > 0); }""",
+            arg=2,
+        )
+        direct = post(f"{url}v1/models/mvae/generate", {"n": 2, "seed": 5, "format": "wav"})
+        durations = page.eval_on_selector_all("#audio audio", "ps => ps.map(p => p.duration)")
+        assert durations == [pytest.approx(s, abs=0.01) for s in direct["seconds"]]
+        captions = page.locator("#audio figcaption").all_text_contents()
+        assert captions == [
+            f"sample {i + 1} · {s:.2f} s · {MUSIC_RATE} Hz" for i, s in enumerate(direct["seconds"])
+        ]
+        links = page.locator("#audio figure a")
+        expect(links).to_have_text(["MIDI", "MIDI"])
+        names = links.evaluate_all("ls => ls.map(l => l.download)")
+        assert names == ["sample-1.mid", "sample-2.mid"]
+        hrefs = links.evaluate_all("ls => ls.map(l => l.href)")
+        assert hrefs == [f"data:audio/midi;base64,{m}" for m in direct["midi"]]
+        for i, midi in enumerate(direct["midi"]):
+            path = tmp_path / f"{i}.mid"
+            path.write_bytes(base64.b64decode(midi))
+            assert len(read_midi(path).notes) > 0, "a sampled song has notes"
+
+
 def test_api_key(page: Page):
     """A server with a key: the page asks for it in words a browser user can act on (not the
     API's "send the header 'Authorization: Bearer KEY'"), and lists the models once it works."""

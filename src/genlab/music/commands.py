@@ -32,6 +32,16 @@ def compose(
         typer.Option(help="two MIDI files: morph from the first to the second (MusicVAE)"),
     ] = None,
     steps: Annotated[int, typer.Option(help="--interpolate: windows from a to b")] = 8,
+    attribute: Annotated[
+        str | None,
+        typer.Option(
+            help="MusicVAE: add this melody statistic's attribute vector to every z "
+            "(note_density, mean_interval, pitch_range, repeated_notes, ...)"
+        ),
+    ] = None,
+    amount: Annotated[
+        float, typer.Option(help="--attribute: times its vector (negative: less of it)")
+    ] = 1.0,
     wav: Annotated[Path | None, typer.Option(help="also render the song as WAV")] = None,
     synth: Annotated[
         str, typer.Option(help="WAV renderer: additive, or fluidsynth (a GM soundfont)")
@@ -43,10 +53,13 @@ def compose(
     """Compose a song with a music model and write it as MIDI (and WAV, a piano roll)."""
     from genlab.api import check_writable, load
     from genlab.cli import _console
+    from genlab.errors import GenlabError
     from genlab.music import compose as composing
     from genlab.notes import melody_statistics, pianoroll_figure, render, write_midi
     from genlab.sound import write_wav
 
+    if attribute is not None and interpolate is not None:
+        raise GenlabError("--attribute applies to a composed song, not to --interpolate")
     for path in (out, wav, roll):
         if path is not None:
             check_writable(path)
@@ -57,9 +70,13 @@ def compose(
         events = composing.interpolate(model, a, b, steps=steps, run=run)
     else:
         start = None if primer is None else composing.primer_events(tokenizer, primer)
+        shift = None
+        if attribute is not None:
+            shift = composing.attribute_shift(model, run, attribute, amount, seed=seed)
         events = composing.compose(
-            model, bars=bars, primer=start, temperature=temperature, seed=seed, run=run
-        )
+            model, bars=bars, primer=start, temperature=temperature, seed=seed, shift=shift,
+            run=run,
+        )  # fmt: skip
     song = tokenizer.to_sequence(events)
     console = _console()
     console.print(f"wrote {write_midi(song, out)}")

@@ -15,6 +15,11 @@ A music model is any model whose tokenizer is a music event vocabulary (genlab.n
   2-bar ideas; a hierarchical 16-bar model gives 16 coherent bars per window.
 - interpolation (`interpolate`, latent models only): the windows decoded along the slerp from
   mu(a) to mu(b) (Roberts et al. 2018, Sec. 5.2), one after another.
+- attribute vectors (`attribute_shift`, latent models only; Sec. 5.3): `amount` times the
+  difference between the mean mu of the run's training windows with the most of a melody
+  statistic (genlab.notes.STATISTICS: note_density, mean_interval, pitch_range, ...) and the
+  mean mu of those with the least, added to every z of the song: amount 1 moves it towards
+  denser (wider, ...) melodies, -1 away.
 
 The song is returned as token ids; the tokenizer turns them into a NoteSequence, a MIDI file,
 and the command renders WAV and a piano roll from it.
@@ -77,20 +82,70 @@ def compose(
     primer: list[int] | None = None,
     temperature: float = 1.0,
     seed: int = 0,
+    shift: Tensor | None = None,
     run: str | Path = "RUN",
 ) -> list[int]:
-    """The events of a song: the primer's (if any), then `bars` new bars."""
+    """The events of a song: the primer's (if any), then `bars` new bars; `shift` (a latent
+    model's attribute_shift) is added to every window's z."""
     tokenizer = music_tokenizer(model, run)
     if bars < 1:
         raise GenlabError(f"--bars must be >= 1, got {bars}")
     if temperature < 0 or not math.isfinite(temperature):
         raise GenlabError(f"--temperature must be a number >= 0, got {temperature}")
     generator = torch.Generator().manual_seed(seed)
+    if isinstance(model, LatentSequenceModel):
+        return _walk(model, tokenizer, bars, primer, temperature, generator, shift)
+    if shift is not None:
+        raise _needs_latent(run, "--attribute")
     if isinstance(model, TokenGenerator):
         return _continue(model, tokenizer, bars, primer or [], temperature, generator)
-    if isinstance(model, LatentSequenceModel):
-        return _walk(model, tokenizer, bars, primer, temperature, generator)
     raise GenlabError(f"{run}: compose needs a language model or a latent model of music")
+
+
+def _needs_latent(run: str | Path, option: str) -> GenlabError:
+    return GenlabError(
+        f"{run}: {option} needs a model with a latent space (MusicVAE), not a language model"
+    )
+
+
+def attribute_shift(
+    model: Any,
+    run: str | Path,
+    name: str,
+    amount: float,
+    *,
+    windows: int = 2048,
+    seed: int = 0,
+) -> Tensor:
+    """`amount` x the attribute vector of the melody statistic `name` (musicvae
+    .attribute_vector), measured on up to `windows` of the run's training windows (drawn with
+    `seed`), with the model's tokenizer's statistics (a chorale's: its soprano's)."""
+    from genlab.data import load_dataset
+    from genlab.music.musicvae import attribute_vector
+    from genlab.notes import STATISTICS
+    from genlab.training.checkpoint import RunDir
+
+    if not isinstance(model, LatentSequenceModel):
+        raise _needs_latent(run, "--attribute")
+    if name not in STATISTICS:
+        raise GenlabError(f"unknown attribute {name!r}: choose one of {', '.join(STATISTICS)}")
+    if not math.isfinite(amount):
+        raise GenlabError(f"--amount must be a number, got {amount}")
+    tokenizer = music_tokenizer(model, run)
+    saved = RunDir(run).read_config()["data"]
+    data = load_dataset(saved["name"], "train", **saved["options"])
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(data), generator=generator)[:windows]
+    events = data.batch(chosen)[1]
+    values = torch.tensor([tokenizer.statistics([row])[name] for row in events.tolist()])
+    device = next(model.parameters()).device
+    try:
+        vector = attribute_vector(model, events.to(device), values.to(device))
+    except GenlabError:
+        raise GenlabError(
+            f"the training windows of {run} do not vary in {name}: no attribute vector"
+        ) from None
+    return amount * vector.cpu()
 
 
 def _continue(model, tokenizer, bars: int, primer: list[int], temperature: float, generator):
@@ -104,8 +159,8 @@ def _continue(model, tokenizer, bars: int, primer: list[int], temperature: float
     return [*primer, *drawn]
 
 
-def _walk(model, tokenizer, bars: int, primer, temperature: float, generator) -> list[int]:
-    """Windows along a slerp from mu(primer) (or a random z) to a random z."""
+def _walk(model, tokenizer, bars: int, primer, temperature: float, generator, shift) -> list[int]:
+    """Windows along a slerp from mu(primer) (or a random z) to a random z, each z + shift."""
     from genlab.music.musicvae import slerp
 
     window_bars = model.length // bar_tokens(tokenizer)
@@ -115,6 +170,8 @@ def _walk(model, tokenizer, bars: int, primer, temperature: float, generator) ->
     if primer:
         start = model.embed_windows(_window(model, tokenizer, primer))[0].cpu()
     points = slerp(start, end, torch.linspace(0, 1, count)) if count > 1 else start[None]
+    if shift is not None:
+        points = points + shift
     uniforms = torch.rand(count, model.length, generator=generator)
     events = _decode(model, points, uniforms, temperature)
     song = events.reshape(-1)[: bars * bar_tokens(tokenizer)].tolist()
@@ -130,10 +187,7 @@ def interpolate(
 
     tokenizer = music_tokenizer(model, run)
     if not isinstance(model, LatentSequenceModel):
-        raise GenlabError(
-            f"{run}: --interpolate needs a model with a latent space (MusicVAE), not a "
-            "language model"
-        )
+        raise _needs_latent(run, "--interpolate")
     if steps < 2:
         raise GenlabError(f"--steps must be >= 2, got {steps}")
     za = model.embed_windows(_window(model, tokenizer, a))[0].cpu()

@@ -47,8 +47,9 @@ whether z carries the melody.
 
 Sampling: z ~ N(0, I), then events by inverse CDF from uniforms drawn with z (all randomness
 first, contract.LatentSampler), at `temperature` (0: argmax). Interpolation: slerp between two
-melodies' mu (genlab.music.compose.interpolate). Attribute vectors (Sec. 5.3): the mean mu of windows with an
-attribute minus the mean of those without (`attribute_vector`), added to z with a scale.
+melodies' mu (genlab.music.compose.interpolate). Attribute vectors (Sec. 5.3): the mean mu of the windows with the
+most of an attribute (top quarter) minus that of the windows with the least (bottom quarter)
+(`attribute_vector`), added to z with a scale (`genlab compose --attribute`).
 
 Deviations: an embedding of the event instead of the one-hot input (the same function: one-hot
 times a matrix); the event START (genlab.notes.START, the first input) is never an output:
@@ -479,10 +480,19 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     return direction * ((1 - t) * na + t * nb)
 
 
-def attribute_vector(model: MusicVAE, windows: Tensor, has: Tensor) -> Tensor:
-    """The attribute vector of Sec. 5.3: mean mu of the windows with the attribute (has: (B,)
-    bool) minus the mean mu of those without."""
-    if has.all() or not has.any():
-        raise GenlabError("an attribute vector needs windows with and without the attribute")
-    mu = model.embed_windows(windows)
-    return mu[has].mean(0) - mu[~has].mean(0)
+def attribute_vector(model: MusicVAE, windows: Tensor, values: Tensor, *, quarter: float = 0.25):
+    """The attribute vector of Sec. 5.3: the mean mu of the windows whose attribute `values`
+    (B,) are in the top `quarter` minus the mean mu of those in the bottom `quarter` (windows
+    whose value is nan, undefined, are left out). Added to a z, it moves the decoded melody
+    towards more of the attribute."""
+    defined = ~values.isnan()
+    windows, values = windows[defined], values[defined]
+    count = int(len(values) * quarter)
+    order = values.argsort(stable=True)
+    low, high = order[:count], order[len(values) - count :]
+    if count < 1 or values[high].mean() <= values[low].mean():
+        raise GenlabError(
+            "an attribute vector needs windows with more and with less of the attribute"
+        )
+    mu = torch.cat([model.embed_windows(part) for part in windows.split(256)])
+    return mu[high].mean(0) - mu[low].mean(0)

@@ -33,7 +33,7 @@ from genlab.errors import GenlabError
 from genlab.serve.batching import Job, MicroBatcher
 from genlab.serve.encoders import ENCODERS, WAV, WAV_FORMAT, encode_samples, wav_file
 from genlab.serve.schemas import Limits, SampleRequest, TextRequest, describe, sample_request
-from genlab.serve.store import ARRAYS, REPORTED, Served, load_served, sample_conditions
+from genlab.serve.store import Served, load_served, sample_conditions
 
 DEFAULT_TOKENS = 100  # new tokens when a text request does not say
 log = logging.getLogger("genlab.serve")
@@ -265,7 +265,7 @@ class Service:
         if request.n > self.limits.max_n:
             raise ServeError(422, f"n: at most {self.limits.max_n} samples per request")
         if request.format not in served.formats:
-            makes = REPORTED.get(served.modality or "", ARRAYS)[1]
+            makes = served.makes
             formats = " or ".join(served.formats)
             encoder = ENCODERS[request.format]
             raise ServeError(
@@ -365,9 +365,8 @@ class Service:
         audio with a sample rate (a text model too); 422 for a format other than wav, for n
         other than 1 (one file holds one sample) and for what any sample request refuses."""
         if WAV_FORMAT not in served.formats:
-            makes = TEXT_MAKES if served.answers_text else REPORTED.get(served.modality, ARRAYS)[1]
             raise ServeError(
-                406, f"{served.name} makes {makes}, not {WAV}: ask for application/json"
+                406, f"{served.name} makes {served.makes}, not {WAV}: ask for application/json"
             )
         given = payload.get("format", WAV_FORMAT)
         if given != WAV_FORMAT:
@@ -572,7 +571,6 @@ class Service:
         return seed, timed()
 
 
-TEXT_MAKES = "text"  # what a text model makes, for the 406 of a WAV request
 WAV_TYPES = (WAV, "audio/x-wav", "audio/wave", "audio/vnd.wave")  # names of WAV in use
 
 
