@@ -14,6 +14,7 @@ import torch
 from genlab.config import from_dict, to_dict
 from genlab.contract import (
     AdversarialModel,
+    Agent,
     GenerativeModel,
     LatentSampler,
     LikelihoodModel,
@@ -204,6 +205,10 @@ TINY: dict[str, list[dict]] = {
             "__options__": {"pieces": 8, "bars": 16, "transpose": 2},
         }
     ],
+    "dqn": [{"hidden": (8,)}, {"hidden": (8, 8), "huber": True, "tau": 0.5}],
+    "double-dqn": [{"hidden": (8,)}],
+    "reinforce": [{"hidden": (8,)}, {"hidden": (8,), "baseline": False, "entropy_coef": 0.1}],
+    "ppo": [{"hidden": (8,)}, {"hidden": (8,), "clip_value": False}],
 }
 # the dataset each model's tiny configs use (a config's "__data__" overrides it, and its
 # "__options__" are the data's options)
@@ -215,6 +220,7 @@ DATA |= dict.fromkeys(["srcnn", "espcn", "srresnet", "srgan"], "photos")
 DATA |= dict.fromkeys(["fast-style", "adain"], "photos")  # content photographs
 DATA |= {"wavenet": "tones"}
 DATA |= dict.fromkeys(["musicvae", "musicvae-16bar", "musicvae-16bar-flat"], "bach-melodies")
+DATA |= dict.fromkeys(["dqn", "double-dqn", "reinforce", "ppo"], "gym:CartPole-v1")
 
 CASES = [(name, i) for name in MODELS for i in range(len(TINY.get(name, [None])))]
 
@@ -279,6 +285,17 @@ def test_each_adversarial_player_gets_gradients_from_its_own_loss(name, i):
     ), "every parameter belongs to exactly one player"
 
 
+def same(a, b) -> bool:
+    """Equal samples: tensors, or an agent's episodes (same seeds, actions, observations)."""
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    return len(a) == len(b) and all(
+        x.seed == y.seed and torch.equal(x.actions, y.actions)
+        and torch.equal(x.observations, y.observations)
+        for x, y in zip(a, b, strict=True)
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("name, i", CASES)
 def test_samples_have_the_data_shape_and_are_seeded(name, i):
     model, data = build(name, i)
@@ -287,6 +304,10 @@ def test_samples_have_the_data_shape_and_are_seeded(name, i):
         a = model.sample(3, generator=torch.Generator().manual_seed(1))
         b = model.sample(3, generator=torch.Generator().manual_seed(1))
         c = model.sample(3, generator=torch.Generator().manual_seed(2))
+    if isinstance(model, Agent):  # its samples are episodes: observations of the data's shape
+        assert len(a) == 3 and all(e.observations.shape[1:] == data.spec.shape for e in a)
+        assert same(a, b) and not same(a, c)
+        return
     assert a.shape == (3, *data.spec.shape)
     assert torch.equal(a, b) and not torch.equal(a, c)
     if data.spec.kind == "image":
@@ -345,7 +366,7 @@ def test_save_load_round_trip_gives_the_same_model(name, i, tmp_path):
     with torch.no_grad():
         a = model.sample(4, generator=torch.Generator().manual_seed(3))
         b = rebuilt.sample(4, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(a, b)
+    assert same(a, b)
 
 
 @pytest.mark.parametrize("name, i", CASES)

@@ -115,7 +115,13 @@ def list_command() -> None:
 def train(
     model: Annotated[str, typer.Argument(help="model name (see `genlab list`)")],
     data: Annotated[str | None, typer.Option("--data", "-d", help="dataset name")] = None,
-    steps: Annotated[int | None, typer.Option(help="optimizer steps (train.steps)")] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(help="an environment for an agent (dqn, ppo, ...): --data gym:NAME"),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="optimizer steps (train.steps; agents: environment steps)")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="run directory (default runs/MODEL-DATA)")
     ] = None,
@@ -149,6 +155,10 @@ def train(
     from genlab.config import parse_overrides
 
     overrides = parse_overrides(option or [])
+    if env is not None:
+        if data is not None:
+            raise _error("give --data or --env, not both (--env NAME is --data gym:NAME)")
+        data = f"gym:{env}"
     for key, value in (
         ("train.compile", "true" if compile else None),
         ("train.precision", precision),

@@ -51,6 +51,8 @@ Optional parts, each found by `isinstance` against the protocols below, never by
   baselines over the same codes (genlab.metrics.audio).
 - Sequence autoencoders (Reconstructor) give `reconstruction_accuracy(batch)`, which `genlab
   evaluate` reports.
+- Agents (Agent, with a Memory and optionally a TargetNetwork) learn by acting in an environment
+  (genlab.data.environments) in the RL loop (genlab.training.rl).
 - `facts(config)` (ModelFacts, a classmethod): numbers about a configured architecture worth
   showing (WaveNet's receptive field in samples and milliseconds); `genlab info RUN` lists them
   under "facts" without building the model, and metrics may read them (`receptive_field`: the
@@ -344,6 +346,63 @@ class CriticHook(Protocol):
     weight clipping; the adversarial loop calls it."""
 
     def after_discriminator_step(self) -> None: ...
+
+
+@runtime_checkable
+class Memory(Protocol):
+    """What an agent keeps of its experience and turns into the batches of its updates (a
+    replay buffer, a rollout buffer of fixed length, a buffer of whole episodes): the RL loop
+    (genlab.training.rl) adds every environment step and runs one optimizer step per batch."""
+
+    def add(
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        rewards: Tensor,
+        next_obs: Tensor,
+        terminated: Tensor,
+        done: Tensor,
+        extras: dict[str, Tensor],
+    ) -> None:
+        """One step of every environment, (N, ...) each: `next_obs` is the step's own outcome
+        (the final observation where an episode ended), `terminated` where it ended for good
+        (no bootstrapping), `done` where it ended for any reason (also a time limit)."""
+        ...
+
+    def batches(self, agent: Any, step: int, next_obs: Tensor, generator: Any) -> Any:
+        """The batches (genlab.data.environments.Transitions) of the updates due after `step`
+        environment steps, none when none is due; `next_obs` (N, D) are the observations the
+        environments continue from (for bootstrapping a cut rollout)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """A model that learns by acting in an environment (data kind "environment", trained by
+    genlab.training.rl): `act` chooses the actions of N environments at once, returning what
+    its memory keeps of the choice (log-probabilities, values); `memory(num_envs)` makes its
+    Memory; `loss(batch)` is its objective on a batch of Transitions. `sample(n, generator=)`
+    plays n episodes greedily (genlab.data.environments.Episode)."""
+
+    def act(
+        self, obs: Tensor, *, step: int, generator: Any = None, explore: bool = True
+    ) -> tuple[Tensor, dict[str, Tensor]]: ...
+
+    def memory(self, num_envs: int) -> Memory: ...
+
+    def loss(self, batch: Any) -> dict[str, Tensor]: ...
+
+
+@runtime_checkable
+class TargetNetwork(Protocol):
+    """An agent with a target network that follows its online network (DQN): the RL loop calls
+    `after_update(updates)` after every optimizer step."""
+
+    def after_update(self, updates: int) -> None: ...
 
 
 @runtime_checkable

@@ -158,6 +158,27 @@ MODELS: dict[str, tuple[str, str] | tuple[str, str, dict[str, Any]]] = {
         "for the hierarchical decoder)",
         {"bars": 16, "data_shape": (256,), "free_bits": 48.0},
     ),
+    "dqn": (
+        "genlab.rl.dqn:DQN",
+        "Deep Q-network (Mnih et al. 2015): replay buffer, target network (hard or Polyak), "
+        "epsilon-greedy schedule, Huber loss; -o double=true for Double DQN (--data gym:NAME)",
+    ),
+    "double-dqn": (
+        "genlab.rl.dqn:DQN",
+        "Double DQN (van Hasselt et al. 2016): the online network picks the next action, the "
+        "target network scores it",
+        {"double": True},
+    ),
+    "reinforce": (
+        "genlab.rl.reinforce:Reinforce",
+        "REINFORCE (Williams 1992) with a learned value baseline: Monte-Carlo policy gradient "
+        "over whole episodes (--data gym:NAME)",
+    ),
+    "ppo": (
+        "genlab.rl.ppo:PPO",
+        "Proximal policy optimisation (Schulman et al. 2017): clipped objective, GAE, "
+        "actor-critic over parallel environments (--data gym:NAME)",
+    ),
 }
 
 

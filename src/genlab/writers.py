@@ -9,6 +9,7 @@
     "audio"   (B, 1, T) amplitudes in [-1, 1] -> one 16-bit mono WAV at the model's sample rate
                                                (contract.AudioModel), the samples one after
                                                another with AUDIO_GAP_S of silence between
+    "environment" a list of Episodes (an agent's) -> an animated GIF, the episodes side by side
 
 The kind comes from what the samples are (`genlab.contract.sample_kind(model)`, or the kind of
 the data the model trains on), never from the tensor's shape: audio (B, 1, T) and a batch of
@@ -92,11 +93,19 @@ def _wav(samples: Tensor, path: Path, model: Any) -> None:
     write_wav(path, torch.cat(pieces), rate)
 
 
+def _episodes(samples: Any, path: Path, model: Any) -> None:
+    """An agent's episodes (genlab.data.environments.Episode) as one animated GIF."""
+    from genlab.data.environments import episodes_gif
+
+    episodes_gif(samples, path)
+
+
 WRITERS: dict[str, SampleWriter] = {
     "image": SampleWriter(".png", _image_grid),
     "vector": SampleWriter(".png", _scatter),
     "text": SampleWriter(".txt", _decoded_text),
     "audio": SampleWriter(".wav", _wav),
+    "environment": SampleWriter(".gif", _episodes),
 }
 
 
@@ -109,13 +118,13 @@ def writer_for(kind: str) -> SampleWriter:
     return WRITERS[kind]
 
 
-def write_samples(samples: Tensor, out: str | Path, *, kind: str, model: Any = None) -> Path:
+def write_samples(samples: Tensor | list, out: str | Path, *, kind: str, model: Any = None) -> Path:
     """Write `samples` of data kind `kind` to `out` (exactly that path; see
     `writer_for(kind).suffix` for the file type) and return it. `model` is the model that drew
     them, for writers that need it (text: its tokenizer; audio: its sample rate)."""
     writer = writer_for(kind)
     path = Path(out)
-    writer.write(samples.detach().cpu(), path, model)
+    writer.write(samples.detach().cpu() if isinstance(samples, Tensor) else samples, path, model)
     return path
 
 

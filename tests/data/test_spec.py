@@ -34,7 +34,13 @@ def test_each_kind_fills_the_config_fields_it_knows():
         "local_hop": 0,
     }
     assert audio.modality.discrete
-    assert set(MODALITIES) == {"image", "vector", "text", "audio"}
+    environment = DataSpec("environment", (4,), extra={"num_actions": 2, "env": "CartPole-v1"})
+    assert environment.config_values() == {
+        "data_shape": (4,),
+        "num_actions": 2,
+        "env": "CartPole-v1",
+    }
+    assert set(MODALITIES) == {"image", "vector", "text", "audio", "environment"}
     with pytest.raises(ValueError, match="unknown data kind 'video'"):
         DataSpec("video", (3, 8, 16, 16))
 

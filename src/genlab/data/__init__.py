@@ -138,6 +138,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "your own audio: a wav/flac/ogg file, or every one under a folder; mono, resampled to "
         "sample_rate 8000, (1, segment 4096) (80/10/10% by file; one file: by time)",
     ),
+    "gym": (
+        "genlab.data.environments:load_environment",
+        "a gymnasium environment with discrete actions, for RL agents (dqn, reinforce, ppo)",
+    ),
     "midi": (
         "genlab.data.music:load_midi_folder",
         "your own MIDI: a .mid/.midi file, or every one under a folder; each file's top line as "
@@ -151,6 +155,7 @@ _EXAMPLES = {
     "text": "text:~/corpus.txt",
     "audio": "audio:~/recordings",
     "midi": "midi:~/songs",
+    "gym": "gym:CartPole-v1",
 }
 
 
@@ -233,7 +238,7 @@ def dataset_spec(name: str, **options: object) -> DataSpec:
 
 def list_datasets() -> list[tuple[str, str]]:
     """(name, description) of every dataset, including each `toy2d:NAME`, `folder:PATH`,
-    `text:PATH`, `audio:PATH` and `midi:PATH`."""
+    `text:PATH`, `audio:PATH`, `midi:PATH` and `gym:NAME`."""
     from genlab.data.toy2d import DENSITIES
 
     named = [(name, description) for name, (_, description) in DATASETS.items()]
@@ -241,4 +246,4 @@ def list_datasets() -> list[tuple[str, str]]:
     paths = [
         (f"{prefix}:PATH", FAMILIES[prefix][1]) for prefix in ("folder", "text", "audio", "midi")
     ]
-    return [*named, *toys, *paths]
+    return [*named, *toys, *paths, ("gym:NAME", FAMILIES["gym"][1])]

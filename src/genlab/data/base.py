@@ -38,6 +38,9 @@ CONFIG_FIELDS: dict[str, Callable[[DataSpec], Any]] = {
     # audio with a feature sequence c (B, local_channels, T // local_hop); 0 when it has none
     "local_channels": lambda spec: spec.extra.get("local_channels", 0),
     "local_hop": lambda spec: spec.extra.get("local_hop", 0),
+    # an environment (genlab.data.environments): its discrete actions and its gymnasium name
+    "num_actions": lambda spec: spec.extra.get("num_actions", 0),
+    "env": lambda spec: spec.extra.get("env", ""),
 }
 
 
@@ -49,8 +52,8 @@ class Modality:
     `discrete`: its values are discrete (8-bit levels, binarized pixels, tokens), so log p(x) is
     a probability and bits per value mean something (not so for continuous vectors);
     `tokens`: an example is a token sequence, so a per-token perplexity means something.
-    Paired images or an environment's observations would be one more entry of MODALITIES
-    (and, for their samples, of genlab.writers.WRITERS), as audio is.
+    Paired images would be one more entry of MODALITIES (and, for their samples, of
+    genlab.writers.WRITERS), as audio and environments are.
     """
 
     kind: str
@@ -76,7 +79,9 @@ AUDIO = Modality(
     ("data_shape", "num_classes", "sample_rate", "local_channels", "local_hop"),
     discrete=True,
 )
-MODALITIES: dict[str, Modality] = {m.kind: m for m in (IMAGE, VECTOR, TOKENS, AUDIO)}
+# an environment an agent acts in (genlab.data.environments): `data_shape` is one observation's
+ENVIRONMENT = Modality("environment", ("data_shape", "num_actions", "env"), discrete=False)
+MODALITIES: dict[str, Modality] = {m.kind: m for m in (IMAGE, VECTOR, TOKENS, AUDIO, ENVIRONMENT)}
 
 
 @dataclass(frozen=True)

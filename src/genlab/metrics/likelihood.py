@@ -17,6 +17,7 @@ import torch
 
 from genlab.contract import LikelihoodModel, Preparable
 from genlab.data.base import Dataset, batch_inputs
+from genlab.metrics.returns import TERMS as RETURN_TERMS
 
 
 @torch.no_grad()
@@ -83,6 +84,7 @@ _LANGUAGE = {
 }
 # The conventional terms of model.loss (the rest are the model's own: see its docs).
 _LOSS_TERMS = {
+    **RETURN_TERMS,  # an agent's greedy episodes (metrics.returns)
     "loss": (
         "the training objective, model.loss(batch)['loss'], mean over the split's examples (what "
         "training logs as val_loss); its unit is the model's, e.g. nats per value for "

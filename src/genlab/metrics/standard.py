@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from genlab.contract import AudioModel, LikelihoodModel, Reconstructor, Restorer, TokenGenerator
+from genlab.metrics.returns import episode_returns
 from genlab.tokenizers import SequenceStatistics
 
 Reference = Callable[[], Any] | None  # loads the run's training split (a Dataset)
@@ -134,7 +135,11 @@ def sequence_statistics(
 
 Metrics = Callable[..., dict]
 # DataSpec.kind -> its own numbers
-BY_KIND: dict[str, Metrics] = {"text": language_model, "audio": audio}
+BY_KIND: dict[str, Metrics] = {
+    "text": language_model,
+    "audio": audio,
+    "environment": episode_returns,  # an agent: the returns of its greedy episodes
+}
 
 
 def standard_metrics(

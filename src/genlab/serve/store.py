@@ -29,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from genlab.contract import (
+    Agent,
     AudioModel,
     TokenGenerator,
     Translator,
@@ -52,6 +53,22 @@ TEXT = "text"  # the kind /v1/models reports for a text model
 # a modality (contract.sample_kind) -> the kind /v1/models reports and what its samples are
 REPORTED = {"image": ("image", "images"), "audio": ("audio", "audio")}
 ARRAYS = ("samples", "arrays")  # any other modality: arrays of numbers
+MUSIC = ("music", "music")  # token samples in a music vocabulary: notes, heard as WAV and MIDI
+
+
+def reported(modality: str | None, info: SampleInfo) -> tuple[str, str]:
+    """(the kind /v1/models reports, what its samples are) of a sampling model."""
+    if modality not in REPORTED and info.music is not None:
+        return MUSIC
+    return REPORTED.get(modality or "", ARRAYS)
+
+
+def _music_of(model: nn.Module) -> Any:
+    """The model's music vocabulary (a tokenizers.FileTokenizer of notes), or None."""
+    from genlab.tokenizers import FileTokenizer
+
+    tokenizer = getattr(model, "tokenizer", None)
+    return tokenizer if isinstance(tokenizer, FileTokenizer) else None
 
 
 @dataclass
@@ -60,7 +77,7 @@ class Served:
 
     name: str
     version: str
-    kind: str  # what /v1/models reports: "image", "audio", "samples" (other arrays), "text"
+    kind: str  # what /v1/models reports: "image", "audio", "music", "samples", "text"
     model: nn.Module
     source: str
     modality: str | None = None  # contract.sample_kind of its samples; None: a text model
@@ -79,11 +96,12 @@ class Served:
     @property
     def sample_info(self) -> SampleInfo:
         """What the response encoders may need to know about its samples."""
-        from genlab.tokenizers import FileTokenizer
+        return SampleInfo(sample_rate=self.sample_rate, music=_music_of(self.model))
 
-        tokenizer = getattr(self.model, "tokenizer", None)
-        music = tokenizer if isinstance(tokenizer, FileTokenizer) else None
-        return SampleInfo(sample_rate=self.sample_rate, music=music)
+    @property
+    def makes(self) -> str:
+        """What its samples are, in words ("images", "music", "text", ...), for errors."""
+        return "text" if self.answers_text else reported(self.modality, self.sample_info)[1]
 
     @property
     def formats(self) -> list[str]:
@@ -240,6 +258,11 @@ def describe_model(
     }
     if isinstance(model, TokenGenerator) and model.tokenizer is not None:
         return Served(name, version, TEXT, model, source, **about)
+    if isinstance(model, Agent):
+        raise GenlabError(
+            f"cannot serve {name}: an agent acts in an environment rather than making samples "
+            "to send (genlab sample RUN --out play.gif shows it play)"
+        )
     try:
         modality = sample_kind(model)
     except TypeError as e:
@@ -252,7 +275,7 @@ def describe_model(
     return Served(
         name,
         version,
-        REPORTED.get(modality, ARRAYS)[0],
+        reported(modality, SampleInfo(music=_music_of(model)))[0],
         model,
         source,
         modality,
