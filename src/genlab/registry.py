@@ -161,7 +161,7 @@ MODELS: dict[str, tuple[str, str] | tuple[str, str, dict[str, Any]]] = {
     "dqn": (
         "genlab.rl.dqn:DQN",
         "Deep Q-network (Mnih et al. 2015): replay buffer, target network (hard or Polyak), "
-        "epsilon-greedy schedule, Huber loss; -o double=true for Double DQN (--data gym:NAME)",
+        "epsilon-greedy schedule, squared or Huber TD loss; Double DQN option (--data gym:NAME)",
     ),
     "double-dqn": (
         "genlab.rl.dqn:DQN",
