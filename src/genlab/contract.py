@@ -52,7 +52,8 @@ Optional parts, each found by `isinstance` against the protocols below, never by
 - Sequence autoencoders (Reconstructor) give `reconstruction_accuracy(batch)`, which `genlab
   evaluate` reports.
 - Agents (Agent, with a Memory and optionally a TargetNetwork) learn by acting in an environment
-  (genlab.data.environments) in the RL loop (genlab.training.rl).
+  (genlab.data.environments) in the RL loop (genlab.training.rl). A model whose loss is a
+  policy-gradient surrogate (SurrogateObjective) names the logged term it raises instead.
 - `facts(config)` (ModelFacts, a classmethod): numbers about a configured architecture worth
   showing (WaveNet's receptive field in samples and milliseconds); `genlab info RUN` lists them
   under "facts" without building the model, and metrics may read them (`receptive_field`: the
@@ -403,6 +404,15 @@ class TargetNetwork(Protocol):
     `after_update(updates)` after every optimizer step."""
 
     def after_update(self, updates: int) -> None: ...
+
+
+@runtime_checkable
+class SurrogateObjective(Protocol):
+    """A model whose `loss` is a policy-gradient surrogate (pg-lm): its gradient estimates the
+    gradient of what it optimises, but its value is not that objective and need not fall as
+    the model improves; `optimises` names the logged term that should rise ("return")."""
+
+    optimises: ClassVar[str]
 
 
 @runtime_checkable

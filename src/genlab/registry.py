@@ -179,6 +179,11 @@ MODELS: dict[str, tuple[str, str] | tuple[str, str, dict[str, Any]]] = {
         "Proximal policy optimisation (Schulman et al. 2017): clipped objective, GAE, "
         "actor-critic over parallel environments (--data gym:NAME)",
     ),
+    "pg-lm": (
+        "genlab.rl.pg_lm:PolicyGradientLM",
+        "Policy-gradient fine-tuning of a language model run (--init-from) toward a reward "
+        "(-o reward=keyword|line_length|rhyme) with a KL penalty to it: RLOO",
+    ),
 }
 
 
