@@ -93,10 +93,12 @@ def test_resume_is_exact(name, tmp_path):
             on_eval=stop_at(1000),
         )  # fmt: skip
     torch.manual_seed(123)  # the global RNG at resume must not matter
-    cut, _ = api.train_run(name, data, tmp_path / "cut", resume=True, progress=False)
+    cut, summary = api.train_run(name, data, tmp_path / "cut", resume=True, progress=False)
     a, b = api.load(whole), api.load(cut)
     for (key, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), key
+    _, again = api.train_run(name, data, cut, resume=True, progress=False)  # nothing left
+    assert again["val_return"] == summary["val_return"]
 
 
 def test_environment_state_round_trip():
@@ -147,3 +149,19 @@ def test_agent_errors_are_one_line(tmp_path, capsys):
         code, _, err = run_cli(capsys, *args, "--out", out, "--steps", "10", "-q")
         assert_one_line_error(code, err, words)
         assert not out.exists()
+
+
+def test_a_loss_that_is_not_finite_stops_the_run(tmp_path, monkeypatch):
+    from genlab.errors import TrainingDiverged
+    from genlab.rl.ppo import PPO
+
+    real = PPO.loss
+
+    def broken(self, batch):
+        return {**real(self, batch), "loss": torch.tensor(float("nan"), requires_grad=True)}
+
+    monkeypatch.setattr(PPO, "loss", broken)
+    overrides = {**QUICK, **SMALL["ppo"]}
+    with pytest.raises(TrainingDiverged, match="not finite.*no checkpoint"):
+        api.train_run("ppo", "gym:CartPole-v1", tmp_path / "r", overrides=overrides, steps=500,
+                      progress=False)  # fmt: skip

@@ -12,7 +12,9 @@ learns from what happened, one optimizer step per batch its memory gives.
         every log_every steps: the mean return of the episodes that ended, the losses
         every eval_every steps: `eval_episodes` greedy episodes on fixed seeds (val_return);
             a new best mean return is saved at once as checkpoints/best
-        every checkpoint_every steps (and at the end): a checkpoint
+        every checkpoint_every steps, at every evaluation that on_eval sees, and at the end:
+            a checkpoint
+        a loss that is not finite stops the run (exit 3), the last checkpoint kept
         then on_eval(step, metrics) with the evaluation's numbers (the tuner prunes through it)
 
 What it reads of a model is the Agent protocol (act, memory, loss) and TargetNetwork; what it
@@ -40,6 +42,7 @@ from genlab.data.environments import EnvironmentData, env_state, play, set_env_s
 from genlab.training.checkpoint import RunDir
 from genlab.training.logging import MetricsLog, Progress
 from genlab.training.loop import (
+    raise_diverged,
     restore_latest,
     restoring,
     rng_state,
@@ -127,7 +130,7 @@ def train(
             loop.iteration(on_eval)
     finally:
         loop.close()
-    return loop.summary
+    return loop.summary or loop.log.latest()  # a resume with nothing left: the last logged
 
 
 class _Loop:
@@ -243,7 +246,8 @@ class _Loop:
         best = metrics is not None and metrics["val_return"] > self.best
         if best:
             self.best = metrics["val_return"]
-        if best or crossed(cfg.checkpoint_every) or last:
+        stopping_point = metrics is not None and on_eval is not None  # on_eval may stop here
+        if best or crossed(cfg.checkpoint_every) or last or stopping_point:
             self.save(best=best)
         if metrics is not None and on_eval is not None:
             on_eval(self.step, metrics)  # may raise to stop the run: this step is saved
@@ -255,6 +259,11 @@ class _Loop:
                 group["lr"] = cfg.lr * max(0.0, 1.0 - self.step / cfg.steps)
         batch = type(batch)(**{k: v.to(self.device) for k, v in vars(batch).items()})
         out = self.model.loss(batch)
+        if not torch.isfinite(out["loss"]):
+            saved = self.run.latest_checkpoint()
+            step = None if saved is None else int(saved.name.removeprefix("step-"))
+            value = float(out["loss"].detach())
+            raise_diverged(self.step, "the loss is not finite", value, self.run, step)
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         limit = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
