@@ -162,6 +162,6 @@ def test_a_loss_that_is_not_finite_stops_the_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(PPO, "loss", broken)
     overrides = {**QUICK, **SMALL["ppo"]}
-    with pytest.raises(TrainingDiverged, match="not finite.*no checkpoint"):
+    with pytest.raises(TrainingDiverged, match=r"not finite.*no checkpoint"):
         api.train_run("ppo", "gym:CartPole-v1", tmp_path / "r", overrides=overrides, steps=500,
                       progress=False)  # fmt: skip
