@@ -202,15 +202,20 @@ def attribute_sweep(model, run: str, seed: int) -> dict[str, dict[str, float]]:
 
 
 def attribute_figure(model, run: str, args) -> str:
-    """One z decoded with -2, 0 and +2 note-density vectors, as piano rolls."""
+    """A test melody's z = mu(x) decoded with -1.5, 0 and +1.5 note-density vectors, as piano
+    rolls beside the melody."""
     from genlab.music.compose import attribute_shift
     from genlab.notes import pianoroll_figure
 
     vector = attribute_shift(model, run, "note_density", 1.0)
-    z = torch.randn(1, model.config.z_size, generator=torch.Generator().manual_seed(args.seed))
-    amounts = (-2.0, 0.0, 2.0)
-    songs = [model.tokenizer.to_sequence(model.decode(z + a * vector)[0].tolist()) for a in amounts]
-    titles = [f"z {a:+.0f} x the note-density vector (greedy decoding)" for a in amounts]
+    real = test_windows(2)
+    melody = real[int(torch.randint(len(real), (1,), generator=torch.Generator().manual_seed(5)))]
+    z = model.embed_windows(melody[None])
+    amounts = (-1.5, 0.0, 1.5)
+    decoded = [melody, *(model.decode(z + a * vector)[0] for a in amounts)]
+    songs = [model.tokenizer.to_sequence(events.tolist()) for events in decoded]
+    titles = ["a test melody x"]
+    titles += [f"mu(x) {a:+.1f} x the note-density vector (greedy decoding)" for a in amounts]
     return str(pianoroll_figure(songs, args.docs / "musicvae-2bar-attribute.png", titles=titles))
 
 
