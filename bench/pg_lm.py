@@ -40,14 +40,17 @@ def rows_of(run: Path) -> list[dict[str, str]]:
 
 
 def samples(run: Path, seed: int) -> list[str]:
+    """96 tokens after each prompt at temperature 1, the same seeds for every model."""
     from genlab import api
+    from genlab.generation import GenerationConfig, generate_ids
 
     model = api.load(run)
     texts = []
     for i, prompt in enumerate(PROMPTS):
         ids = torch.tensor([model.tokenizer.encode(prompt)])
-        tokens = model.generate(
-            ids, generator=torch.Generator().manual_seed(seed + i), max_new_tokens=96
+        settings = GenerationConfig(max_new_tokens=96)
+        tokens = generate_ids(
+            model, ids, settings, generator=torch.Generator().manual_seed(seed + i)
         )
         texts.append(prompt + model.tokenizer.decode(torch.stack(list(tokens), 1)[0].tolist()))
     return texts
