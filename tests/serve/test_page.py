@@ -233,6 +233,21 @@ def test_text_model_streams(server: str, page: Page):
     assert text == direct["text"]
 
 
+def play_two(page: Page, *, seed: int) -> list[float]:
+    """Ask the page for 2 samples with `seed` and wait until the browser has loaded both
+    players (it can play them); returns their durations in seconds."""
+    page.fill("#n", "2")
+    page.fill("#seed", str(seed))
+    generate(page)
+    page.wait_for_function(
+        """n => { const players = [...document.querySelectorAll('#audio audio')];
+                  return players.length === n
+                    && players.every(a => a.readyState >= 1 && a.duration > 0); }""",
+        arg=2,
+    )
+    return page.eval_on_selector_all("#audio audio", "ps => ps.map(p => p.duration)")
+
+
 def test_audio_model_plays_its_samples(page: Page):
     """An audio model (tests/plugin/chirp.py, 0.5 s at 8 kHz): the page asks for WAVs and shows
     one <audio> player per sample, whose metadata the browser loads (it can play them)."""
@@ -246,16 +261,7 @@ def test_audio_model_plays_its_samples(page: Page):
     with serving(service) as url:
         open_page(page, url)
         expect(page.locator("#model option")).to_have_text(["chirp @ v1 (audio)"])
-        page.fill("#n", "2")
-        page.fill("#seed", "11")
-        generate(page)
-        page.wait_for_function(
-            """n => { const players = [...document.querySelectorAll('#audio audio')];
-                      return players.length === n
-                        && players.every(a => a.readyState >= 1 && a.duration > 0); }""",
-            arg=2,
-        )
-        durations = page.eval_on_selector_all("#audio audio", "ps => ps.map(p => p.duration)")
+        durations = play_two(page, seed=11)
         assert durations == [pytest.approx(0.5, abs=0.01)] * 2
         captions = page.locator("#audio figcaption").all_text_contents()
         assert captions == [f"sample {i} · 0.50 s · 8000 Hz" for i in (1, 2)]
@@ -282,17 +288,8 @@ def test_music_model_plays_its_songs_and_offers_their_midi(page: Page, tmp_path:
     with serving(service) as url:
         open_page(page, url)
         expect(page.locator("#model option")).to_have_text(["mvae @ 1 (music)"])
-        page.fill("#n", "2")
-        page.fill("#seed", "5")
-        generate(page)
-        page.wait_for_function(
-            """n => { const players = [...document.querySelectorAll('#audio audio')];
-                      return players.length === n
-                        && players.every(a => a.readyState >= 1 && a.duration > 0); }""",
-            arg=2,
-        )
+        durations = play_two(page, seed=5)
         direct = post(f"{url}v1/models/mvae/generate", {"n": 2, "seed": 5, "format": "wav"})
-        durations = page.eval_on_selector_all("#audio audio", "ps => ps.map(p => p.duration)")
         assert durations == [pytest.approx(s, abs=0.01) for s in direct["seconds"]]
         captions = page.locator("#audio figcaption").all_text_contents()
         assert captions == [
