@@ -25,6 +25,7 @@ examples per step (the batch size) times steps/s. MFU (GPT only) is the model FL
 Q channels, T tokens of context: the PaLM paper's appendix B, as nanoGPT counts), against the
 GPU's dense bf16 peak (the table below, or --peak-tflops) for both precisions.
 
+Agents and pg-lm are not timed here (`timed`): bench/rl.py and bench/pg_lm.py measure them.
 Runs on CPU too (`--device cpu`), with tiny configs: tests/test_gpu_smoke.py runs this script
 end to end that way so it cannot rot. Needs torch (with numpy) and genlab's source only:
     PYTHONPATH=src python bench/gpu_smoke.py
@@ -318,12 +319,25 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def timed(name: str) -> bool:
+    """Whether this script times `name`: a model whose step is a batch through the likelihood or
+    the adversarial loop. Not an agent (its step is an environment's, genlab.training.rl:
+    bench/rl.py times it) nor a policy-gradient surrogate (pg-lm: its step generates text
+    token by token from a bound tokenizer; bench/pg_lm.py times it)."""
+    from genlab.contract import Agent, SurrogateObjective
+    from genlab.registry import model_class
+
+    cls = model_class(name)  # the protocols' methods and attributes are the class's
+    return not isinstance(cls, Agent | SurrogateObjective)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from genlab.registry import MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
+    default = ",".join(m for m in MODELS if timed(m))
+    parser.add_argument("--models", default=default, help="comma-separated")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--compile", default="both", choices=("off", "on", "both"))
     parser.add_argument("--steps", type=int, default=200, help="timed steps per run")
@@ -347,6 +361,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"unknown models {unknown}")
+    untimed = [m for m in args.models if not timed(m)]
+    if untimed:
+        parser.error(f"not timed here (see `timed`): {untimed}")
     args.precisions = [p for p in args.precisions.split(",") if p]
     if set(args.precisions) - {"fp32", "bf16"} or args.steps < 1 or args.warmup < 0:
         parser.error("precisions are fp32 and/or bf16; --steps >= 1, --warmup >= 0")

@@ -16,7 +16,7 @@ import dataclasses
 import pytest
 import torch
 
-from genlab.contract import trainer_module
+from genlab.contract import SurrogateObjective, trainer_module
 from genlab.training.loop import _LossModule
 from test_contract import CASES, build, first_batch
 
@@ -37,6 +37,8 @@ def test_the_training_loss_compiles_to_one_graph_with_the_eager_value(name, i):
         pytest.skip(f"{name}'s loop has no --compile")
     if name in RNN_MODULES:
         pytest.skip("dynamo does not trace nn.RNN/GRU/LSTM")
+    if isinstance(model, SurrogateObjective):
+        pytest.skip("its loss generates tokens one by one with a torch.Generator: no one graph")
     model.train()
     batch = first_batch(data)
     torch.manual_seed(0)

@@ -24,11 +24,18 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import typing
 
 import pytest
 import torch
 
-from genlab.contract import AdversarialModel, train_defaults, trainer_module
+from genlab.contract import (
+    AdversarialModel,
+    SurrogateObjective,
+    train_defaults,
+    trainer_module,
+)
+from genlab.registry import model_class
 from genlab.training.checkpoint import EMA_WEIGHTS, WEIGHTS, RunDir, load_weights
 from test_contract import CASES, build
 
@@ -68,7 +75,11 @@ def train_few_steps(name: str, i: int, precision: str, folder) -> tuple[object, 
 
 
 def compared(model, fp32_rows: list[dict], bf16_rows: list[dict]):
-    """(step, key, fp32 value, bf16 value, tolerance) for every value the test compares."""
+    """(step, key, fp32 value, bf16 value, tolerance) for every value the test compares. None
+    for a policy-gradient surrogate (pg-lm): its loss is a sum of advantages that cancel to
+    near 0, and its samples differ as soon as bf16 rounds a logit across a sampling boundary."""
+    if isinstance(model, SurrogateObjective):
+        return
     adversarial = isinstance(model, AdversarialModel)
     keys = ("d_loss", "g_loss", "d_real", "d_fake") if adversarial else ("loss",)
     for a, b in zip(fp32_rows[:1] if adversarial else fp32_rows, bf16_rows, strict=False):
@@ -79,6 +90,9 @@ def compared(model, fp32_rows: list[dict], bf16_rows: list[dict]):
 
 @pytest.mark.parametrize("name, i", CASES)
 def test_bf16_training_is_finite_close_to_fp32_and_keeps_fp32_state(name, i, tmp_path):
+    loop = trainer_module(model_class(name))
+    if "bf16" not in typing.get_args(typing.get_type_hints(loop.TrainConfig)["precision"]):
+        pytest.skip(f"{name}'s loop trains in fp32 only")
     _, fp32_rows = train_few_steps(name, i, "fp32", tmp_path)
     model, bf16_rows = train_few_steps(name, i, "bf16", tmp_path)
 
