@@ -24,6 +24,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def median_step_seconds(model: torch.nn.Module, batches: list, lr: float = 1e-3) -> float:
+    """The median wall time of an AdamW training step of `model` over `batches` (4 or more),
+    the first step left out: it warms up."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    times = []
+    for batch in batches:
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        model.loss(batch)["loss"].backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

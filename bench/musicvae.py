@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, train_to_budget, write_json
+from common import machine, median_step_seconds, train_to_budget, write_json
 
 DATA = "melodies"
 RATE = 8000  # the WAV files' sample rate
@@ -63,18 +63,11 @@ def seconds_per_step(name: str, overrides: dict[str, str]) -> float:
     settings = resolve(name, overrides=overrides)
     data = load_dataset(DATA, "train", **settings.data_options)
     model = build_model(name, settings.model_config_for(data.spec))
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    size, times = settings.train.batch_size, []
+    size = settings.train.batch_size
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
-    for i in range(4):
-        batch = data.batch(order[i * size : (i + 1) * size])
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        model.loss(batch)["loss"].backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return sorted(times[1:])[1]  # the first step warms up
+    return median_step_seconds(
+        model, [data.batch(order[i * size : (i + 1) * size]) for i in range(4)]
+    )
 
 
 def train_for(name: str, minutes: float, overrides: dict[str, str], run: Path) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, train_to_budget, write_json
+from common import machine, median_step_seconds, train_to_budget, write_json
 from genlab.audio.wavenet import WaveNet, WaveNetConfig, receptive_field
 from genlab.config import apply_overrides, to_dict
 
@@ -121,17 +121,9 @@ def seconds_per_step(args) -> float:
     data = load_dataset("chorales-audio", "train", pieces=args.pieces, segment=args.segment)
     model_options = {k: v for k, v in training_overrides(args).items() if "." not in k}
     config = config_for_data(apply_overrides(WaveNetConfig(), model_options), data.spec)
-    model = WaveNet(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    times = []
-    for i in range(4):
-        batch = data.batch(torch.arange(i * args.batch_size, (i + 1) * args.batch_size))
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        model.loss(batch)["loss"].backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return sorted(times[1:])[1]  # the first step warms up
+    size = args.batch_size
+    batches = [data.batch(torch.arange(i * size, (i + 1) * size)) for i in range(4)]
+    return median_step_seconds(WaveNet(config), batches, lr=args.lr)
 
 
 def train_and_evaluate(args) -> dict:
