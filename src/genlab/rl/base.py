@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-KIND = "environment"
+from genlab.data.environments import KIND
 
 
 def mlp(inputs: int, hidden: tuple[int, ...], outputs: int, activation: type = nn.ReLU):

@@ -70,8 +70,6 @@ class TrainConfig:
     eval_episodes: int = 20  # greedy episodes per evaluation
     checkpoint_every: int = 10_000
     keep_last: int = 3
-    sample_every: int = 0  # unused (an agent's samples are episodes: genlab sample RUN)
-    sample_n: int = 1
 
     def validate(self) -> None:
         for name in ("steps", "num_envs", "log_every", "eval_every", "checkpoint_every"):
